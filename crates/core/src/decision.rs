@@ -1,0 +1,241 @@
+//! The routing decision as data: which cohort a request belongs to, why, and which headers the
+//! edge adds. Logged, explained and tested as a value.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The traffic cohort of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cohort {
+    Beta,
+    Main,
+}
+
+impl Cohort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cohort::Beta => "beta",
+            Cohort::Main => "main",
+        }
+    }
+}
+
+/// Why a request landed in its cohort. The codes are stable: logs, the CLI and tests use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// Valid token carrying a truthy beta claim.
+    BetaClaim,
+    /// Valid token without a truthy beta claim.
+    NoBetaClaim,
+    /// No token in the request.
+    NoToken,
+    /// The token is larger than the configured limit; not parsed.
+    TokenTooLarge,
+    /// Not a well-formed compact JWS, or the payload is not a JSON object.
+    Malformed,
+    /// `alg` is `none` or not an algorithm betaroute implements.
+    UnsupportedAlg,
+    /// `alg` is valid but not in the configured allow-list.
+    AlgNotAllowed,
+    /// The token names a `kid` that no key has.
+    UnknownKid,
+    /// No configured key may verify this token's algorithm.
+    NoMatchingKey,
+    /// No candidate key verified the signature.
+    BadSignature,
+    Expired,
+    MissingExp,
+    NotYetValid,
+    WrongIssuer,
+    WrongAudience,
+    /// A registered claim has the wrong JSON type.
+    InvalidClaims,
+    /// The verifier itself is misconfigured (e.g. unparsable keys): nobody is beta.
+    ConfigError,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::BetaClaim => "beta_claim",
+            Reason::NoBetaClaim => "no_beta_claim",
+            Reason::NoToken => "no_token",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::Malformed => "malformed",
+            Reason::UnsupportedAlg => "unsupported_alg",
+            Reason::AlgNotAllowed => "alg_not_allowed",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::NoMatchingKey => "no_matching_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "expired",
+            Reason::MissingExp => "missing_exp",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::WrongIssuer => "wrong_issuer",
+            Reason::WrongAudience => "wrong_audience",
+            Reason::InvalidClaims => "invalid_claims",
+            Reason::ConfigError => "config_error",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Which claim makes a request beta, and which header says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BetaPolicy {
+    /// Claim name; a dotted path (`flags.beta`) reaches into nested objects when no top-level
+    /// claim has the full name.
+    pub claim: String,
+    /// Header the edge sets to `true` for beta requests.
+    pub header: String,
+}
+
+impl Default for BetaPolicy {
+    fn default() -> Self {
+        BetaPolicy {
+            claim: "beta".into(),
+            header: "X-RiksTV-Beta".into(),
+        }
+    }
+}
+
+impl BetaPolicy {
+    /// Whether verified claims make the request beta: the claim is present and not `false`,
+    /// `null`, `"false"`, `0` or `""`.
+    pub fn is_beta(&self, claims: &Map<String, Value>) -> bool {
+        lookup(claims, &self.claim).is_some_and(truthy)
+    }
+
+    /// The decision for a verified token.
+    pub fn decide(&self, claims: &Map<String, Value>) -> Decision {
+        if self.is_beta(claims) {
+            Decision {
+                cohort: Cohort::Beta,
+                reason: Reason::BetaClaim,
+                detail: None,
+                inject: vec![(self.header.clone(), "true".into())],
+            }
+        } else {
+            Decision::main(Reason::NoBetaClaim, None)
+        }
+    }
+}
+
+fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut cur = claims.get(parts.next()?)?;
+    for part in parts {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::String(s) => !(s.is_empty() || s == "false"),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        _ => true,
+    }
+}
+
+/// What the edge decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub cohort: Cohort,
+    pub reason: Reason,
+    /// Human explanation of the reason (never the token or a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Headers to add to the forwarded request.
+    #[serde(serialize_with = "inject_as_map")]
+    pub inject: Vec<(String, String)>,
+}
+
+impl Decision {
+    /// A main-cohort decision: nothing is injected.
+    pub fn main(reason: Reason, detail: Option<String>) -> Decision {
+        Decision {
+            cohort: Cohort::Main,
+            reason,
+            detail,
+            inject: Vec::new(),
+        }
+    }
+}
+
+fn inject_as_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, val) in v {
+        m.serialize_entry(k, val)?;
+    }
+    m.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn truthiness_of_the_beta_claim() {
+        let p = BetaPolicy::default();
+        let beta = |v: Value| p.is_beta(json!({ "beta": v }).as_object().unwrap());
+        for yes in [
+            json!(true),
+            json!("true"),
+            json!(1),
+            json!("yes"),
+            json!("0"),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(beta(yes.clone()), "{yes}");
+        }
+        for no in [
+            json!(false),
+            json!(null),
+            json!("false"),
+            json!(0),
+            json!(0.0),
+            json!(""),
+        ] {
+            assert!(!beta(no.clone()), "{no}");
+        }
+        assert!(!p.is_beta(json!({"sub": "x"}).as_object().unwrap()));
+    }
+
+    #[test]
+    fn nested_claim_path() {
+        let p = BetaPolicy {
+            claim: "flags.beta".into(),
+            ..BetaPolicy::default()
+        };
+        assert!(p.is_beta(json!({"flags": {"beta": true}}).as_object().unwrap()));
+        assert!(p.is_beta(json!({"flags.beta": true}).as_object().unwrap()));
+        assert!(!p.is_beta(json!({"flags": {"beta": false}}).as_object().unwrap()));
+        assert!(!p.is_beta(json!({"flags": true}).as_object().unwrap()));
+    }
+
+    #[test]
+    fn decision_serializes_with_inject_map() {
+        let d = BetaPolicy::default().decide(json!({"beta": true}).as_object().unwrap());
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            json!({"cohort": "beta", "reason": "beta_claim", "inject": {"X-RiksTV-Beta": "true"}})
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! Sans-IO core of betaroute.
+//!
+//! Bytes and values in, decisions out: nothing here opens a socket, reads a file or a
+//! clock. The edge worker (wasm32, WebCrypto) and the native `betaroute` binary are thin
+//! shells over these functions, so both reach the same verdict for the same input.
+//!
+//! - [`jwk`]: key sets (JWKS or one JWK) parsed into typed, usable keys.
+//! - [`jws`]: strict parsing of a compact JWS.
+//! - [`verify`]: key selection, signature check (native) and claim validation.
+//! - [`decision`]: the beta decision as data (`Decision { cohort, reason, inject }`).
+//! - [`headers`]: which client-sent header names count as routing headers.
+//! - [`source`]: where a token is taken from (Authorization, cookie).
+//!
+//! # Design choices
+//! - The algorithm is pinned by key configuration: a key's `alg`, or its type and size,
+//!   decides which algorithms it may verify. The token's `alg` only selects among those.
+//! - The clock is injected: every time-dependent function takes `now` (Unix seconds).
+//! - Signature checking is separate from parsing and claim validation ([`verify::Pending`])
+//!   so the edge can check RSA/ECDSA/EdDSA asynchronously with WebCrypto and then finish
+//!   with exactly the same claim logic as the native path.
+#![forbid(unsafe_code)]
+
+pub mod alg;
+pub mod claims;
+pub mod decision;
+pub mod headers;
+pub mod jwk;
+pub mod jws;
+pub mod native;
+pub mod source;
+pub mod verify;
+
+pub use alg::Alg;
+pub use decision::{BetaPolicy, Cohort, Decision, Reason};
+pub use headers::HeaderPolicy;
+pub use jwk::{Jwk, KeyError, KeyMaterial, KeySet};
+pub use verify::{Pending, Rejection, Verified, Verifier, VerifyPolicy};
