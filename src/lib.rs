@@ -1,1 +1,26 @@
+//! betaroute's edge: a Cloudflare Worker in front of the origin.
+//!
+//! Per request: strip every client-sent routing header, verify the JWT, add the beta header when
+//! the verified token carries the beta claim, and forward the request (body streamed) to the
+//! origin, returning its response unchanged. Verification never fails a request: a bad token, a
+//! missing key or a broken configuration only means the request goes on as main.
+//!
+//! Paths under the reserved prefix (`/_betaroute/` by default) are betaroute's own: static pages
+//! from the `ASSETS` binding and a JSON view of the decision for the caller's token.
+#![forbid(unsafe_code)]
 
+pub mod config;
+#[cfg(target_arch = "wasm32")]
+mod edge;
+#[cfg(target_arch = "wasm32")]
+mod webcrypto;
+
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
+    edge::handle(req, env).await
+}

@@ -59,9 +59,40 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Found<'a> {
     }
 }
 
+/// The token of a request: `Authorization: Bearer` first, then the named cookie (if any).
+/// A non-Bearer `Authorization` (e.g. Basic) does not hide a cookie token.
+pub fn find<'a>(
+    authorization: Option<&'a str>,
+    cookie_header: Option<&'a str>,
+    cookie_name: Option<&str>,
+) -> Found<'a> {
+    match authorization.map(bearer) {
+        Some(Found::None) | None => {}
+        Some(found) => return found,
+    }
+    match (cookie_header, cookie_name) {
+        (Some(header), Some(name)) => cookie(header, name),
+        _ => Found::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_then_cookie() {
+        assert_eq!(
+            find(Some("Bearer a"), Some("t=b"), Some("t")),
+            Found::Token("a")
+        );
+        assert_eq!(
+            find(Some("Basic x"), Some("t=b"), Some("t")),
+            Found::Token("b")
+        );
+        assert_eq!(find(None, Some("t=b"), None), Found::None);
+        assert_eq!(find(None, None, Some("t")), Found::None);
+    }
 
     #[test]
     fn bearer_values() {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything betaroute needs to build, run and test, skipping what is already present at
+# the pinned version. Safe to run again and again.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+say() { printf '\033[1m[install]\033[0m %s\n' "$*" >&2; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+installed_version() { # crate binary -> prints installed version or nothing
+  "$BETAROUTE_TOOLS/bin/$2" --version 2>/dev/null | awk '{print $2}' || true
+}
+
+if [ "$(installed_version worker-build worker-build)" != "$WORKER_BUILD_VERSION" ]; then
+  say "cargo install worker-build $WORKER_BUILD_VERSION (about 7 minutes on 2 cores)"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$BETAROUTE_TOOLS" --force
+fi
+if [ "$(installed_version wasm-bindgen-cli wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
+  # Not --locked: a locked dependency version is missing from the registry mirror (TOOLCHAIN.md).
+  say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes)"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$BETAROUTE_TOOLS" --force
+fi
+
+# npm ci only when node_modules does not match the lockfile.
+stamp="$ROOT/node_modules/.betaroute-lock"
+if [ ! -f "$stamp" ] || ! cmp -s "$ROOT/package-lock.json" "$stamp"; then
+  say "npm ci"
+  npm ci --no-audit --no-fund
+  cp "$ROOT/package-lock.json" "$stamp"
+fi

@@ -1,0 +1,319 @@
+//! Edge configuration from wrangler vars and secrets (the contract in BRIEF.md).
+//!
+//! Parsed once per isolate and per distinct set of values, never per request. A broken value
+//! never stops traffic: it is recorded as a problem, logged loudly, and the part it configures
+//! falls back to the safe side (no key usable means nobody is beta).
+
+use betaroute_core::claims::ClaimsPolicy;
+use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
+
+/// Every variable the edge reads, in the order of [`Vars::values`].
+pub const VAR_NAMES: [&str; 12] = [
+    "ORIGIN_URL",
+    "JWT_KEYS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_LEEWAY_SECONDS",
+    "JWT_ALGORITHMS",
+    "JWT_ALLOW_MISSING_EXP",
+    "BETA_CLAIM",
+    "BETA_HEADER",
+    "TOKEN_COOKIE",
+    "ROUTING_HEADERS",
+    "BETAROUTE_PREFIX",
+];
+
+/// Raw values of [`VAR_NAMES`], as read from the environment. Compared to detect a change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vars {
+    pub values: Vec<Option<String>>,
+}
+
+impl Vars {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let i = VAR_NAMES.iter().position(|n| *n == name)?;
+        self.values
+            .get(i)?
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The parsed configuration.
+#[derive(Debug)]
+pub struct EdgeConfig {
+    /// Base URL requests are forwarded to (no trailing slash); `None`: the request's own URL.
+    pub origin: Option<String>,
+    /// The verifier, or why there is none (then every request is main, reason `config_error`).
+    pub verifier: Result<Verifier, String>,
+    pub beta: BetaPolicy,
+    /// Header names stripped from every client request.
+    pub strip: HeaderPolicy,
+    pub token_cookie: Option<String>,
+    /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
+    pub prefix: String,
+    /// Configuration problems, logged when the configuration is loaded.
+    pub problems: Vec<String>,
+}
+
+pub const DEFAULT_PREFIX: &str = "/_betaroute/";
+
+impl EdgeConfig {
+    pub fn parse(vars: &Vars) -> EdgeConfig {
+        let mut problems = Vec::new();
+
+        let origin = vars
+            .get("ORIGIN_URL")
+            .and_then(|url| match parse_origin(url) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    problems.push(format!(
+                        "ORIGIN_URL {url:?} ignored ({e}): forwarding to the request's own URL"
+                    ));
+                    None
+                }
+            });
+
+        let beta = BetaPolicy {
+            claim: vars.get("BETA_CLAIM").unwrap_or("beta").to_owned(),
+            header: match vars.get("BETA_HEADER") {
+                Some(h) if is_token(h) => h.to_owned(),
+                Some(h) => {
+                    problems.push(format!(
+                        "BETA_HEADER {h:?} is not a valid header name; using X-RiksTV-Beta"
+                    ));
+                    "X-RiksTV-Beta".to_owned()
+                }
+                None => "X-RiksTV-Beta".to_owned(),
+            },
+        };
+
+        let mut strip_names = vec![beta.header.clone()];
+        strip_names.extend(
+            list(vars.get("ROUTING_HEADERS"))
+                .filter(|h| is_token(h))
+                .map(str::to_owned),
+        );
+        let strip = HeaderPolicy::new(strip_names);
+
+        let leeway = match vars.get("JWT_LEEWAY_SECONDS") {
+            None => 60,
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                problems.push(format!(
+                    "JWT_LEEWAY_SECONDS {v:?} is not a whole number of seconds; using 60"
+                ));
+                60
+            }),
+        };
+        let claims = ClaimsPolicy {
+            issuer: vars.get("JWT_ISSUER").map(str::to_owned),
+            audiences: list(vars.get("JWT_AUDIENCE")).map(str::to_owned).collect(),
+            leeway,
+            require_exp: !matches!(
+                vars.get("JWT_ALLOW_MISSING_EXP"),
+                Some("true" | "1" | "yes")
+            ),
+        };
+        let verifier = build_verifier(vars, claims);
+        match &verifier {
+            Ok(v) => problems.extend(
+                v.keys()
+                    .skipped
+                    .iter()
+                    .map(|s| format!("JWT_KEYS: ignoring {s}")),
+            ),
+            Err(e) => problems.push(e.clone()),
+        }
+
+        let prefix = match vars.get("BETAROUTE_PREFIX") {
+            None => DEFAULT_PREFIX.to_owned(),
+            Some(p) => {
+                let p = format!("/{}/", p.trim_matches('/'));
+                if p == "//" {
+                    problems.push(
+                        "BETAROUTE_PREFIX must not be \"/\": it would shadow the origin".into(),
+                    );
+                    DEFAULT_PREFIX.to_owned()
+                } else {
+                    p
+                }
+            }
+        };
+
+        EdgeConfig {
+            origin,
+            verifier,
+            beta,
+            strip,
+            token_cookie: vars.get("TOKEN_COOKIE").map(str::to_owned),
+            prefix,
+            problems,
+        }
+    }
+}
+
+fn build_verifier(vars: &Vars, claims: ClaimsPolicy) -> Result<Verifier, String> {
+    let allowed_algs = match vars.get("JWT_ALGORITHMS") {
+        None => None,
+        Some(v) => Some(
+            list(Some(v))
+                .map(|a| {
+                    Alg::from_name(a).ok_or_else(|| {
+                        format!("JWT_ALGORITHMS: {a:?} is not a supported algorithm")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let keys = vars
+        .get("JWT_KEYS")
+        .ok_or("JWT_KEYS is not set: no token can be verified")?;
+    let keys = KeySet::from_json(keys).map_err(|e| format!("JWT_KEYS: {e}"))?;
+    Ok(Verifier::new(
+        keys,
+        VerifyPolicy {
+            claims,
+            allowed_algs,
+            ..VerifyPolicy::default()
+        },
+    ))
+}
+
+/// Comma-separated list, entries trimmed, empty entries dropped.
+fn list(v: Option<&str>) -> impl Iterator<Item = &str> {
+    v.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// RFC 9110 token characters: what a header name may consist of.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Validates an origin base URL: `http(s)://authority[/path]`, no query or fragment.
+fn parse_origin(url: &str) -> Result<String, &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("not an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("no host");
+    }
+    if rest.contains(['?', '#', ' ']) {
+        return Err("a base URL has no query, fragment or spaces");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// The URL a request is forwarded to: the origin base followed by the request's path and query,
+/// byte for byte (percent-encoding untouched). Without an origin, the request's own URL.
+pub fn upstream_url(origin: Option<&str>, request_url: &str) -> String {
+    let Some(base) = origin else {
+        return request_url.to_owned();
+    };
+    let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
+    let path_start = request_url[after_scheme..]
+        .find(['/', '?'])
+        .map_or(request_url.len(), |i| after_scheme + i);
+    let tail = &request_url[path_start..];
+    let tail = tail.split_once('#').map_or(tail, |(t, _)| t);
+    match tail.strip_prefix('?') {
+        Some(q) => format!("{base}/?{q}"),
+        None if tail.is_empty() => format!("{base}/"),
+        None => format!("{base}{tail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars {
+            values: VAR_NAMES
+                .iter()
+                .map(|n| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.to_string())
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn upstream_urls_keep_path_and_query_bytes() {
+        let o = Some("http://127.0.0.1:8080");
+        assert_eq!(
+            upstream_url(o, "https://api.example.com/a%2Fb/%E2%9C%93?q=%20x&y"),
+            "http://127.0.0.1:8080/a%2Fb/%E2%9C%93?q=%20x&y"
+        );
+        assert_eq!(
+            upstream_url(o, "https://api.example.com"),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            upstream_url(o, "https://api.example.com?x=1"),
+            "http://127.0.0.1:8080/?x=1"
+        );
+        assert_eq!(
+            upstream_url(Some("http://o/base"), "https://h/p#frag"),
+            "http://o/base/p"
+        );
+        assert_eq!(upstream_url(None, "https://h/p?q"), "https://h/p?q");
+    }
+
+    #[test]
+    fn defaults_and_problems() {
+        let c = EdgeConfig::parse(&vars(&[]));
+        assert_eq!(c.origin, None);
+        assert_eq!(c.beta, BetaPolicy::default());
+        assert_eq!(c.prefix, DEFAULT_PREFIX);
+        assert!(c.verifier.is_err());
+        assert!(c.strip.is_routing_header("x_rikstv_beta"));
+
+        let c = EdgeConfig::parse(&vars(&[
+            ("ORIGIN_URL", "ftp://x"),
+            ("JWT_KEYS", "{not json"),
+            ("JWT_LEEWAY_SECONDS", "soon"),
+            ("BETA_HEADER", "bad header"),
+            ("BETAROUTE_PREFIX", "/"),
+        ]));
+        assert_eq!(c.origin, None);
+        assert!(c.verifier.as_ref().unwrap_err().starts_with("JWT_KEYS"));
+        assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn configured_values() {
+        let c = EdgeConfig::parse(&vars(&[
+            ("ORIGIN_URL", "http://127.0.0.1:9/"),
+            (
+                "JWT_KEYS",
+                r#"{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#,
+            ),
+            ("JWT_AUDIENCE", "api, web"),
+            ("BETA_HEADER", "X-Cohort-Beta"),
+            ("ROUTING_HEADERS", "X-RiksTV-Beta, X-Route"),
+            ("BETAROUTE_PREFIX", "__br"),
+        ]));
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.origin.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(
+            c.verifier.unwrap().policy().claims.audiences,
+            ["api", "web"]
+        );
+        assert!(
+            c.strip.is_routing_header("x_cohort_beta")
+                && c.strip.is_routing_header("X-RiksTV-Beta")
+                && c.strip.is_routing_header("x-route")
+        );
+        assert_eq!(c.prefix, "/__br/");
+    }
+}

@@ -1,0 +1,311 @@
+//! The request path: configuration lookup, decision, forwarding, logging.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use betaroute_core::alg::Family;
+use betaroute_core::source::{self, Found};
+use betaroute_core::{native, Decision, Reason, Rejection};
+use js_sys::Reflect;
+use serde_json::json;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{console_error, console_log, Env, Request, Response};
+
+use crate::config::{upstream_url, EdgeConfig, Vars, VAR_NAMES};
+use crate::webcrypto;
+
+/// The configuration in use, with the raw values it was parsed from and a generation number
+/// that keys the WebCrypto key cache.
+struct Loaded {
+    vars: Vars,
+    generation: u64,
+    config: Rc<EdgeConfig>,
+}
+
+thread_local! {
+    static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+}
+
+/// Reads a variable or secret as a string. A `[vars]` entry written as a TOML table reaches the
+/// worker as an object: it is turned back into JSON so `JWT_KEYS` may be written either way.
+fn read_var(env: &Env, name: &str) -> Option<String> {
+    let v = Reflect::get(env, &JsValue::from_str(name)).ok()?;
+    if let Some(s) = v.as_string() {
+        return Some(s);
+    }
+    if v.is_object() {
+        return js_sys::JSON::stringify(&v).ok().map(String::from);
+    }
+    None
+}
+
+/// The configuration for this request: parsed again only when a value changed.
+fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
+    let vars = Vars {
+        values: VAR_NAMES.iter().map(|n| read_var(env, n)).collect(),
+    };
+    LOADED.with(|cell| {
+        let mut loaded = cell.borrow_mut();
+        if let Some(l) = loaded.as_ref().filter(|l| l.vars == vars) {
+            return (l.config.clone(), l.generation);
+        }
+        let generation = loaded.as_ref().map_or(1, |l| l.generation + 1);
+        let config = Rc::new(EdgeConfig::parse(&vars));
+        for problem in &config.problems {
+            console_error!(
+                "{}",
+                json!({"betaroute": "config", "level": "error", "problem": problem})
+            );
+        }
+        webcrypto::forget_keys_before(generation);
+        *loaded = Some(Loaded {
+            vars,
+            generation,
+            config: config.clone(),
+        });
+        (config, generation)
+    })
+}
+
+/// What the log line and the decision endpoint report.
+struct Outcome {
+    decision: Decision,
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+impl Outcome {
+    fn main(reason: Reason, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            decision: Decision::main(reason, Some(detail.into())),
+            alg: None,
+            kid: None,
+        }
+    }
+
+    fn rejected(r: Rejection) -> Outcome {
+        Outcome {
+            alg: r.alg().map(str::to_owned),
+            kid: r.kid().map(str::to_owned),
+            decision: r.into_decision(),
+        }
+    }
+}
+
+async fn decide(req: &Request, cfg: &EdgeConfig, generation: u64) -> Outcome {
+    let headers = req.headers();
+    let authorization = headers.get("authorization").ok().flatten();
+    let cookie = headers.get("cookie").ok().flatten();
+    let token = match source::find(
+        authorization.as_deref(),
+        cookie.as_deref(),
+        cfg.token_cookie.as_deref(),
+    ) {
+        Found::None => return Outcome::main(Reason::NoToken, "no token in the request"),
+        Found::Ambiguous(why) => return Outcome::main(Reason::Malformed, why),
+        Found::Token(t) => t,
+    };
+    let verifier = match &cfg.verifier {
+        Ok(v) => v,
+        Err(e) => return Outcome::main(Reason::ConfigError, e.as_str()),
+    };
+    let pending = match verifier.begin(token) {
+        Ok(p) => p,
+        Err(r) => return Outcome::rejected(r),
+    };
+    let mut verified_by = None;
+    for &i in &pending.candidates {
+        let key = &verifier.keys().keys[i];
+        let jws = &pending.jws;
+        let ok = if pending.alg.family() == Family::Hmac {
+            // HMAC in Rust costs a few microseconds in wasm: no need for a round trip to JS.
+            native::verify(
+                pending.alg,
+                &key.material,
+                &jws.signing_input,
+                &jws.signature,
+            )
+            .unwrap_or(false)
+        } else {
+            match webcrypto::verify(
+                generation,
+                i,
+                &key.material,
+                pending.alg,
+                &jws.signing_input,
+                &jws.signature,
+            )
+            .await
+            {
+                Ok(ok) => ok,
+                Err(e) => {
+                    let kid = key.kid.as_deref().unwrap_or("-");
+                    console_error!(
+                        "{}",
+                        json!({"betaroute": "key", "level": "error", "kid": kid, "problem": e})
+                    );
+                    false
+                }
+            }
+        };
+        if ok {
+            verified_by = Some(i);
+            break;
+        }
+    }
+    let kid = pending.jws.kid.clone();
+    let alg = Some(pending.alg.name().to_owned());
+    let now = js_sys::Date::now() / 1000.0;
+    match verifier.finish(pending, verified_by, now) {
+        Ok(v) => Outcome {
+            decision: cfg.beta.decide(&v.claims),
+            alg,
+            kid,
+        },
+        Err(r) => Outcome::rejected(r),
+    }
+}
+
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    let (cfg, generation) = config(&env);
+    let path = req.path();
+    let outcome = decide(&req, &cfg, generation).await;
+
+    if let Some(rest) = path.strip_prefix(cfg.prefix.as_str()) {
+        return own_page(req, &env, &cfg, rest, &outcome).await;
+    }
+
+    let method = req.method().to_string();
+    let started = js_sys::Date::now();
+    let result = forward(req, &cfg, &outcome.decision).await;
+    let status = result.as_ref().map_or(502, |r| r.status());
+    console_log!(
+        "{}",
+        json!({
+            "betaroute": "request",
+            "cohort": outcome.decision.cohort,
+            "reason": outcome.decision.reason,
+            "detail": outcome.decision.detail,
+            "alg": outcome.alg,
+            "kid": outcome.kid,
+            "method": method,
+            "path": path,
+            "status": status,
+            "ms": js_sys::Date::now() - started,
+        })
+    );
+    match result {
+        Ok(resp) => Ok(Response::from(resp)),
+        Err(e) => {
+            console_error!(
+                "{}",
+                json!({"betaroute": "upstream", "level": "error", "problem": e})
+            );
+            let resp = Response::error("Bad Gateway: the origin could not be reached\n", 502)?;
+            Ok(resp)
+        }
+    }
+}
+
+/// Forwards the request to the origin: same method, path, query, headers (minus routing
+/// headers, plus the decision's) and body, streamed. Redirects are returned, not followed.
+async fn forward(
+    req: Request,
+    cfg: &EdgeConfig,
+    decision: &Decision,
+) -> Result<web_sys::Response, String> {
+    let incoming: &web_sys::Request = req.inner();
+    let url = upstream_url(cfg.origin.as_deref(), &incoming.url());
+    // `new Request(url, incoming)` copies method, headers, body stream, redirect mode ("manual"
+    // for incoming requests) and cf: the body is never buffered.
+    let outgoing = web_sys::Request::new_with_str_and_init(&url, incoming.unchecked_ref())
+        .map_err(|e| format!("building the upstream request: {e:?}"))?;
+    let headers = outgoing.headers();
+    let names: Vec<String> = js_sys::try_iter(&headers)
+        .ok()
+        .flatten()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| Reflect::get(&entry, &0.into()).ok()?.as_string())
+        .collect();
+    for name in names.iter().filter(|n| cfg.strip.is_routing_header(n)) {
+        headers
+            .delete(name)
+            .map_err(|e| format!("removing {name}: {e:?}"))?;
+    }
+    if cfg.origin.is_some() {
+        // The origin sees its own host in the URL; keep the client's (the authority of the URL
+        // the edge was called with, which is what Cloudflare routed on) for routing and logs.
+        let incoming_url = incoming.url();
+        let (proto, authority) = scheme_and_authority(&incoming_url);
+        let _ = headers.set("x-forwarded-host", authority);
+        let _ = headers.set("x-forwarded-proto", proto);
+    }
+    for (name, value) in &decision.inject {
+        headers
+            .set(name, value)
+            .map_err(|e| format!("setting {name}: {e:?}"))?;
+    }
+    let global = js_sys::global();
+    let fetch = Reflect::get(&global, &"fetch".into()).map_err(|_| "no fetch".to_string())?;
+    let fetch: &js_sys::Function = fetch.unchecked_ref();
+    let promise = fetch
+        .call1(&global, &outgoing)
+        .map_err(|e| format!("fetch threw: {e:?}"))?;
+    let resp = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|e| format!("fetch {url} failed: {}", js_error(&e)))?;
+    Ok(resp.unchecked_into())
+}
+
+/// betaroute's own paths: the decision as JSON, else static files from `ASSETS`.
+async fn own_page(
+    req: Request,
+    env: &Env,
+    cfg: &EdgeConfig,
+    rest: &str,
+    outcome: &Outcome,
+) -> worker::Result<Response> {
+    if rest == "api/decision" {
+        let body = json!({
+            "cohort": outcome.decision.cohort,
+            "reason": outcome.decision.reason,
+            "detail": outcome.decision.detail,
+            "alg": outcome.alg,
+            "kid": outcome.kid,
+            "inject": outcome.decision.inject.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "beta_header": cfg.beta.header,
+            "beta_claim": cfg.beta.claim,
+            "config_problems": cfg.problems,
+        });
+        let mut resp = Response::from_json(&body)?;
+        resp.headers_mut().set("cache-control", "no-store")?;
+        return Ok(resp);
+    }
+    let Ok(assets) = env.assets("ASSETS") else {
+        return Response::error("Not Found\n", 404);
+    };
+    // Assets live at the root of www/; the prefix is stripped so it stays configurable.
+    let url = req.url()?;
+    let asset_url = format!(
+        "{}://{}/{}",
+        url.scheme(),
+        url.host_str().unwrap_or("assets"),
+        rest
+    );
+    assets.fetch(asset_url, None).await
+}
+
+fn scheme_and_authority(url: &str) -> (&str, &str) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    (scheme, &rest[..end])
+}
+
+fn js_error(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}

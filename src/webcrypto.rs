@@ -1,0 +1,144 @@
+//! RSA, ECDSA and EdDSA signature checks with WebCrypto (`crypto.subtle`), which runs natively in
+//! workerd: pure-Rust RSA in wasm costs about 1.3 ms warm and 12 ms cold per verify, WebCrypto
+//! about 0.1 ms (TOOLCHAIN.md). Imported keys are cached per isolate.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use betaroute_core::alg::Family;
+use betaroute_core::{Alg, KeyMaterial};
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CryptoKey, SubtleCrypto};
+
+thread_local! {
+    /// Imported keys by (configuration generation, key index, algorithm): a CryptoKey is bound to
+    /// one algorithm and hash, so an RSA key without `alg` may be imported up to six times.
+    static KEYS: RefCell<HashMap<(u64, usize, Alg), CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// Drops keys imported under older configurations.
+pub fn forget_keys_before(generation: u64) {
+    KEYS.with(|k| k.borrow_mut().retain(|(g, _, _), _| *g >= generation));
+}
+
+fn subtle() -> Result<SubtleCrypto, String> {
+    // The global is a ServiceWorkerGlobalScope in workerd: a checked cast to WorkerGlobalScope
+    // fails, so read `crypto` off the global object directly.
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
+        .map_err(|_| "no crypto global".to_string())?;
+    Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    // Reflect::set on a fresh plain object cannot fail.
+    let _ = Reflect::set(obj, &key.into(), &value.into());
+}
+
+fn hash_name(alg: Alg) -> &'static str {
+    match alg.hash_len() {
+        Some(48) => "SHA-384",
+        Some(64) => "SHA-512",
+        _ => "SHA-256",
+    }
+}
+
+/// The `importKey` and `verify` algorithm parameters for a JWS algorithm.
+fn params(alg: Alg) -> (Object, Object) {
+    let import = Object::new();
+    let verify = Object::new();
+    match alg.family() {
+        Family::RsaPkcs1 => {
+            set(&import, "name", "RSASSA-PKCS1-v1_5");
+            set(&import, "hash", hash_name(alg));
+            set(&verify, "name", "RSASSA-PKCS1-v1_5");
+        }
+        Family::RsaPss => {
+            set(&import, "name", "RSA-PSS");
+            set(&import, "hash", hash_name(alg));
+            set(&verify, "name", "RSA-PSS");
+            // RFC 7518 3.5: the salt is as long as the hash output.
+            set(&verify, "saltLength", alg.hash_len().unwrap_or(32) as u32);
+        }
+        Family::Ecdsa => {
+            set(&import, "name", "ECDSA");
+            set(&import, "namedCurve", "P-256");
+            set(&verify, "name", "ECDSA");
+            set(&verify, "hash", hash_name(alg));
+        }
+        Family::EdDsa => {
+            set(&import, "name", "Ed25519");
+            set(&verify, "name", "Ed25519");
+        }
+        Family::Hmac => {
+            set(&import, "name", "HMAC");
+            set(&import, "hash", hash_name(alg));
+            set(&verify, "name", "HMAC");
+        }
+    }
+    (import, verify)
+}
+
+async fn import(
+    subtle: &SubtleCrypto,
+    material: &KeyMaterial,
+    alg: Alg,
+) -> Result<CryptoKey, String> {
+    let jwk = Object::new();
+    for (name, value) in material.to_jwk_members() {
+        set(&jwk, name, value);
+    }
+    let (import_alg, _) = params(alg);
+    let usages = Array::of1(&"verify".into());
+    let promise = subtle
+        .import_key_with_object("jwk", &jwk, &import_alg, false, &usages)
+        .map_err(|e| format!("importKey threw: {}", describe(&e)))?;
+    let key = JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("importKey rejected the key: {}", describe(&e)))?;
+    Ok(key.unchecked_into())
+}
+
+/// Checks a signature. `Ok(false)` is a signature that does not verify; `Err` is a key or
+/// algorithm WebCrypto refused, reported differently so operators can tell a bad key apart.
+pub async fn verify(
+    generation: u64,
+    index: usize,
+    material: &KeyMaterial,
+    alg: Alg,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, String> {
+    // WebCrypto wants ECDSA signatures as raw r||s, which is what JWS uses (RFC 7518 3.4); any
+    // other length cannot be valid.
+    if alg == Alg::Es256 && signature.len() != 64 {
+        return Ok(false);
+    }
+    let subtle = subtle()?;
+    // Clone the key out of the cache: a RefCell borrow must never be held across an await.
+    let cached = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned());
+    let key = match cached {
+        Some(key) => key,
+        None => {
+            let key = import(&subtle, material, alg).await?;
+            KEYS.with(|k| k.borrow_mut().insert((generation, index, alg), key.clone()));
+            key
+        }
+    };
+    let (_, verify_alg) = params(alg);
+    let promise = subtle
+        .verify_with_object_and_u8_array_and_u8_array(&verify_alg, &key, signature, message)
+        .map_err(|e| format!("verify threw: {}", describe(&e)))?;
+    let result = JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("verify rejected: {}", describe(&e)))?;
+    Ok(result.as_bool() == Some(true))
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
