@@ -13,7 +13,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 installed_version() { # crate binary -> prints installed version or nothing
-  "$BETAROUTE_TOOLS/bin/$2" --version 2>/dev/null | awk '{print $2}' || true
+  "$BETAROUTE_TOOLS/bin/$2" --version 2>/dev/null | awk '{print $NF}' || true
 }
 
 if [ "$(installed_version worker-build worker-build)" != "$WORKER_BUILD_VERSION" ]; then

@@ -110,9 +110,10 @@ pub async fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, String> {
-    // WebCrypto wants ECDSA signatures as raw r||s, which is what JWS uses (RFC 7518 3.4); any
-    // other length cannot be valid.
-    if alg == Alg::Es256 && signature.len() != 64 {
+    // ES256 (raw r||s, RFC 7518 3.4) and Ed25519 signatures are 64 bytes: any other length is
+    // simply invalid. Checked here because WebCrypto rejects the call instead of answering false,
+    // which would read as a key problem.
+    if matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64 {
         return Ok(false);
     }
     let subtle = subtle()?;
