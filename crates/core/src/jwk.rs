@@ -103,7 +103,7 @@ impl Jwk {
     /// Whether this key may verify a token signed with `alg`: the key's own `alg` pins it,
     /// otherwise its type and strength decide.
     pub fn allows(&self, alg: Alg) -> bool {
-        self.alg.map_or(true, |pinned| pinned == alg) && self.material.supports(alg)
+        self.alg.is_none_or(|pinned| pinned == alg) && self.material.supports(alg)
     }
 }
 
@@ -254,7 +254,7 @@ fn parse_key(key: &Value) -> Result<Jwk, String> {
                 return Err(format!("RSA modulus of {bits} bits is over {MAX_RSA_BITS}"));
             }
             // An even or tiny exponent is never a valid RSA public key.
-            if e.last().map_or(true, |b| b & 1 == 0) || (e.len() == 1 && e[0] < 3) {
+            if e.last().is_none_or(|b| b & 1 == 0) || (e.len() == 1 && e[0] < 3) {
                 return Err("RSA public exponent is invalid".into());
             }
             KeyMaterial::Rsa { n, e }

@@ -167,7 +167,7 @@ impl Verifier {
                 .keys
                 .iter()
                 .enumerate()
-                .filter(|(_, k)| k.kid.as_deref().map_or(true, |k| k == kid))
+                .filter(|(_, k)| k.kid.as_deref().is_none_or(|k| k == kid))
                 .collect(),
             None => self.keys.keys.iter().enumerate().collect(),
         };

@@ -64,8 +64,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Returns the private and public JWK members (without kid/alg/use).
-fn generate(alg: Alg, bits: usize) -> Result<(Map<String, Value>, Map<String, Value>), CliError> {
+/// Private and public JWK members (without kid/alg/use).
+type KeyPairMembers = (Map<String, Value>, Map<String, Value>);
+
+fn generate(alg: Alg, bits: usize) -> Result<KeyPairMembers, CliError> {
     let obj = |v: Value| match v {
         Value::Object(m) => m,
         _ => unreachable!("json! object literal"),
