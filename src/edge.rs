@@ -166,13 +166,38 @@ async fn decide(req: &Request, cfg: &EdgeConfig, generation: u64) -> Outcome {
     }
 }
 
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+/// Either the origin's response, passed back as is (status, status text, headers, streamed body),
+/// or one of betaroute's own.
+pub enum Reply {
+    Origin(web_sys::Response),
+    Own(Response),
+}
+
+impl worker::IntoResponse for Reply {
+    fn into_raw(self) -> Result<web_sys::Response, impl Into<Box<dyn std::error::Error>>> {
+        match self {
+            Reply::Origin(r) => Ok::<_, worker::Error>(r),
+            Reply::Own(r) => Ok(r.into()),
+        }
+    }
+}
+
+pub async fn handle(req: Request, env: Env) -> worker::Result<Reply> {
     let (cfg, generation) = config(&env);
-    let path = req.path();
+    // The raw URL string: worker's Url-based accessors pull the `url` crate and its Unicode
+    // tables into the bundle (tens of KB) for what is a slice of a string.
+    let url = req.inner().url();
+    let (_, _, path_and_query) = split_url(&url);
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(p, _)| p)
+        .to_owned();
     let outcome = decide(&req, &cfg, generation).await;
 
     if let Some(rest) = path.strip_prefix(cfg.prefix.as_str()) {
-        return own_page(req, &env, &cfg, rest, &outcome).await;
+        return own_page(req, &env, &cfg, rest, &outcome)
+            .await
+            .map(Reply::Own);
     }
 
     let method = req.method().to_string();
@@ -195,14 +220,14 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         })
     );
     match result {
-        Ok(resp) => Ok(Response::from(resp)),
+        Ok(resp) => Ok(Reply::Origin(resp)),
         Err(e) => {
             console_error!(
                 "{}",
                 json!({"betaroute": "upstream", "level": "error", "problem": e})
             );
             let resp = Response::error("Bad Gateway: the origin could not be reached\n", 502)?;
-            Ok(resp)
+            Ok(Reply::Own(resp))
         }
     }
 }
@@ -238,7 +263,7 @@ async fn forward(
         // The origin sees its own host in the URL; keep the client's (the authority of the URL
         // the edge was called with, which is what Cloudflare routed on) for routing and logs.
         let incoming_url = incoming.url();
-        let (proto, authority) = scheme_and_authority(&incoming_url);
+        let (proto, authority, _) = split_url(&incoming_url);
         let _ = headers.set("x-forwarded-host", authority);
         let _ = headers.set("x-forwarded-proto", proto);
     }
@@ -297,10 +322,13 @@ async fn own_page(
     assets.fetch(asset_url, None).await
 }
 
-fn scheme_and_authority(url: &str) -> (&str, &str) {
+/// Scheme, authority and the rest (path and query, fragment dropped) of an absolute URL.
+fn split_url(url: &str) -> (&str, &str, &str) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    (scheme, &rest[..end])
+    let tail = &rest[end..];
+    let tail = tail.split_once('#').map_or(tail, |(t, _)| t);
+    (scheme, &rest[..end], tail)
 }
 
 fn js_error(e: &JsValue) -> String {

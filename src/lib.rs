@@ -21,6 +21,6 @@ async fn fetch(
     req: worker::Request,
     env: worker::Env,
     _ctx: worker::Context,
-) -> worker::Result<worker::Response> {
+) -> worker::Result<edge::Reply> {
     edge::handle(req, env).await
 }
