@@ -312,13 +312,9 @@ async fn own_page(
         return Response::error("Not Found\n", 404);
     };
     // Assets live at the root of www/; the prefix is stripped so it stays configurable.
-    let url = req.url()?;
-    let asset_url = format!(
-        "{}://{}/{}",
-        url.scheme(),
-        url.host_str().unwrap_or("assets"),
-        rest
-    );
+    let url = req.inner().url();
+    let (scheme, authority, _) = split_url(&url);
+    let asset_url = format!("{scheme}://{authority}/{rest}");
     assets.fetch(asset_url, None).await
 }
 
