@@ -10,6 +10,7 @@
 //! - [`decision`]: the beta decision as data (`Decision { cohort, reason, inject }`).
 //! - [`headers`]: which client-sent header names count as routing headers.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
+//! - [`rules`]: the Traefik v3 rule engine and the compiled route table.
 //!
 //! # Design choices
 //! - The algorithm is pinned by key configuration: a key's `alg`, or its type and size,
@@ -27,6 +28,8 @@ pub mod headers;
 pub mod jwk;
 pub mod jws;
 pub mod native;
+#[cfg(feature = "rules")]
+pub mod rules;
 pub mod source;
 pub mod verify;
 
