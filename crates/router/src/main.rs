@@ -1,10 +1,13 @@
-//! `betaroute`: the native command-line tool. Today: token and key tools for operators, tests and
-//! the local demo. The origin router (`betaroute serve`) lands here next.
+//! `betaroute`: the native command-line tool: the origin router (`betaroute serve`), configuration
+//! checks and routing explanations, and token and key tools for operators, tests and the demo.
 #![forbid(unsafe_code)]
 
+mod check_cmd;
+mod config;
 mod error;
 mod keygen;
 mod mint;
+mod route_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -30,6 +33,17 @@ enum Command {
     /// Generate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Explain routing decisions.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Validate static and dynamic configuration (exit 0, or 2 with located errors).
+    Check(check_cmd::Args),
+}
+
+#[derive(Subcommand)]
+enum RouteCommand {
+    /// Which router and service a request would take.
+    Explain(route_cmd::ExplainArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,6 +73,8 @@ fn main() -> ExitCode {
         Command::Token(TokenCommand::Verify(args)) => verify_cmd::run(args),
         Command::Token(TokenCommand::Mint(args)) => mint::run(args).map(|()| ExitCode::SUCCESS),
         Command::Keys(KeysCommand::Generate(args)) => keygen::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Route(RouteCommand::Explain(args)) => route_cmd::explain(args),
+        Command::Check(args) => check_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,69 @@
+//! Configuration: files in Traefik's shapes (TOML or YAML), loaded with located errors, validated
+//! into [`RoutingConfig`], the immutable value the proxy serves from and swaps on reload.
+
+mod compile;
+mod load;
+pub mod model;
+
+use std::fmt;
+
+pub use compile::{
+    HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec,
+};
+pub use load::{load_dynamic, load_static, Located, StaticConfig};
+
+/// A configuration problem, with where it is. Several are reported at once when possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 when the problem has no single place (e.g. a missing file).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// Extra lines shown under the message (a rule with a caret under the problem).
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )?;
+        } else {
+            write!(f, "{}: {}", self.file, self.message)?;
+        }
+        if let Some(s) = &self.snippet {
+            for line in s.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All problems of one load, printed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}

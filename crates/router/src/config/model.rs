@@ -1,0 +1,214 @@
+//! Configuration files as written: Traefik's static and dynamic (file provider) shapes.
+//! Fields Traefik has and betaroute does not implement are accepted and reported, so files brought
+//! over from Traefik load.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// `betaroute serve --config FILE`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticFile {
+    #[serde(default)]
+    pub entry_points: BTreeMap<String, EntryPointCfg>,
+    pub admin: Option<AdminCfg>,
+    #[serde(default)]
+    pub providers: ProvidersCfg,
+    pub access_log: Option<AccessLogCfg>,
+    /// A static file may also carry routing directly (handy for small setups and tests).
+    pub http: Option<HttpCfg>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryPointCfg {
+    pub address: String,
+    /// Read timeout for request headers, e.g. `10s`.
+    pub header_timeout: Option<DurationCfg>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCfg {
+    pub address: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvidersCfg {
+    pub file: Option<FileProviderCfg>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileProviderCfg {
+    pub filename: Option<String>,
+    pub directory: Option<String>,
+    #[serde(default)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogCfg {
+    /// `json` (default) or `common`.
+    pub format: Option<String>,
+    /// Where to write; default standard output.
+    pub file_path: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A dynamic configuration file: `http.routers` and `http.services`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DynamicFile {
+    pub http: Option<HttpCfg>,
+    pub tcp: Option<IgnoredAny>,
+    pub udp: Option<IgnoredAny>,
+    pub tls: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCfg {
+    #[serde(default)]
+    pub routers: BTreeMap<String, RouterCfg>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceCfg>,
+    pub middlewares: Option<BTreeMap<String, IgnoredAny>>,
+    pub servers_transports: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterCfg {
+    pub rule: String,
+    pub service: String,
+    pub priority: Option<i64>,
+    pub entry_points: Option<Vec<String>>,
+    pub middlewares: Option<Vec<String>>,
+    pub rule_syntax: Option<String>,
+    pub tls: Option<IgnoredAny>,
+    pub observability: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceCfg {
+    pub load_balancer: Option<LoadBalancerCfg>,
+    pub weighted: Option<WeightedCfg>,
+    pub failover: Option<FailoverCfg>,
+    pub mirroring: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerCfg {
+    #[serde(default)]
+    pub servers: Vec<ServerCfg>,
+    pub health_check: Option<HealthCheckCfg>,
+    pub pass_host_header: Option<bool>,
+    pub sticky: Option<IgnoredAny>,
+    pub servers_transport: Option<String>,
+    pub response_forwarding: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerCfg {
+    pub url: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckCfg {
+    pub path: Option<String>,
+    pub interval: Option<DurationCfg>,
+    pub timeout: Option<DurationCfg>,
+    pub hostname: Option<String>,
+    pub status: Option<u16>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub scheme: Option<String>,
+    pub port: Option<u16>,
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WeightedCfg {
+    #[serde(default)]
+    pub services: Vec<WeightedRefCfg>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WeightedRefCfg {
+    pub name: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverCfg {
+    pub service: String,
+    pub fallback: String,
+    pub health_check: Option<IgnoredAny>,
+}
+
+/// A duration as Traefik accepts it: a Go duration string (`10s`, `1m30s`, `250ms`) or a number
+/// of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationCfg {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationCfg {
+    pub fn parse(&self) -> Result<std::time::Duration, String> {
+        match self {
+            DurationCfg::Seconds(s) => Ok(std::time::Duration::from_secs(*s)),
+            DurationCfg::Text(t) => parse_go_duration(t),
+        }
+    }
+}
+
+/// Parses Go's `time.ParseDuration` format (`1h2m3.5s`, `300ms`, `10us`); a bare integer is seconds.
+pub fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration (e.g. 10s, 1m30s, 250ms)");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
