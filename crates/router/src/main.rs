@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod keygen;
 mod mint;
+mod proxy;
 mod route_cmd;
 mod verify_cmd;
 
@@ -38,6 +39,8 @@ enum Command {
     Route(RouteCommand),
     /// Validate static and dynamic configuration (exit 0, or 2 with located errors).
     Check(check_cmd::Args),
+    /// Run the origin router.
+    Serve(proxy::Args),
 }
 
 #[derive(Subcommand)]
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Generate(args)) => keygen::run(args).map(|()| ExitCode::SUCCESS),
         Command::Route(RouteCommand::Explain(args)) => route_cmd::explain(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Serve(args) => proxy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -114,6 +114,26 @@ pub struct StaticConfig {
     pub dynamic_directory: Option<PathBuf>,
     pub watch: bool,
     pub access_log: Option<AccessLog>,
+    pub timeouts: Timeouts,
+}
+
+/// Timeouts towards backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub dial: Duration,
+    /// Time allowed for a backend's response headers (504 past it).
+    pub response_header: Duration,
+    pub idle_conn: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            dial: Duration::from_secs(30),
+            response_header: Duration::from_secs(60),
+            idle_conn: Duration::from_secs(90),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +232,35 @@ pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
             json: a.format.as_deref() != Some("common"),
             file: a.file_path.as_deref().map(resolve),
         });
+    let mut timeouts = Timeouts::default();
+    if let Some(ft) = file
+        .servers_transport
+        .as_ref()
+        .map(|t| &t.forwarding_timeouts)
+    {
+        for (value, slot, what) in [
+            (&ft.dial_timeout, &mut timeouts.dial, "dialTimeout"),
+            (
+                &ft.response_header_timeout,
+                &mut timeouts.response_header,
+                "responseHeaderTimeout",
+            ),
+            (
+                &ft.idle_conn_timeout,
+                &mut timeouts.idle_conn,
+                "idleConnTimeout",
+            ),
+        ] {
+            match value.as_ref().map(|d| d.parse()) {
+                Some(Ok(d)) if !d.is_zero() => *slot = d,
+                Some(Ok(_)) | None => {}
+                Some(Err(e)) => errors.push(src.error(
+                    src.find("forwardingTimeouts", what),
+                    format!("serversTransport.forwardingTimeouts.{what}: {e}"),
+                )),
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -222,6 +271,7 @@ pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
         dynamic_directory,
         watch,
         access_log,
+        timeouts,
     })
 }
 

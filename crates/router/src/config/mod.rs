@@ -2,15 +2,13 @@
 //! into [`RoutingConfig`], the immutable value the proxy serves from and swaps on reload.
 
 mod compile;
-mod load;
+pub mod load;
 pub mod model;
 
 use std::fmt;
 
-pub use compile::{
-    HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec,
-};
-pub use load::{load_dynamic, load_static, Located, StaticConfig};
+pub use compile::{HealthSpec, RoutingConfig, ServiceSpec};
+pub use load::{load_dynamic, load_static, StaticConfig};
 
 /// A configuration problem, with where it is. Several are reported at once when possible.
 #[derive(Debug, Clone, PartialEq, Eq)]

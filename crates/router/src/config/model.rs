@@ -1,6 +1,7 @@
 //! Configuration files as written: Traefik's static and dynamic (file provider) shapes.
-//! Fields Traefik has and betaroute does not implement are accepted and reported, so files brought
-//! over from Traefik load.
+//! Unknown fields are ignored (serde's default), so files brought over from Traefik load; the
+//! Traefik features that change behaviour and are not implemented (middlewares, sticky sessions,
+//! mirroring) are kept here so that validation can say they are ignored or refused.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ pub struct StaticFile {
     #[serde(default)]
     pub providers: ProvidersCfg,
     pub access_log: Option<AccessLogCfg>,
+    pub servers_transport: Option<ServersTransportCfg>,
     /// A static file may also carry routing directly (handy for small setups and tests).
     pub http: Option<HttpCfg>,
 }
@@ -27,6 +29,22 @@ pub struct EntryPointCfg {
     pub address: String,
     /// Read timeout for request headers, e.g. `10s`.
     pub header_timeout: Option<DurationCfg>,
+}
+
+/// Traefik's `serversTransport.forwardingTimeouts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServersTransportCfg {
+    #[serde(default)]
+    pub forwarding_timeouts: ForwardingTimeoutsCfg,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardingTimeoutsCfg {
+    pub dial_timeout: Option<DurationCfg>,
+    pub response_header_timeout: Option<DurationCfg>,
+    pub idle_conn_timeout: Option<DurationCfg>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,9 +87,6 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize)]
 pub struct DynamicFile {
     pub http: Option<HttpCfg>,
-    pub tcp: Option<IgnoredAny>,
-    pub udp: Option<IgnoredAny>,
-    pub tls: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,7 +97,6 @@ pub struct HttpCfg {
     #[serde(default)]
     pub services: BTreeMap<String, ServiceCfg>,
     pub middlewares: Option<BTreeMap<String, IgnoredAny>>,
-    pub servers_transports: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,8 +108,6 @@ pub struct RouterCfg {
     pub entry_points: Option<Vec<String>>,
     pub middlewares: Option<Vec<String>>,
     pub rule_syntax: Option<String>,
-    pub tls: Option<IgnoredAny>,
-    pub observability: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,8 +127,6 @@ pub struct LoadBalancerCfg {
     pub health_check: Option<HealthCheckCfg>,
     pub pass_host_header: Option<bool>,
     pub sticky: Option<IgnoredAny>,
-    pub servers_transport: Option<String>,
-    pub response_forwarding: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +167,6 @@ pub struct WeightedRefCfg {
 pub struct FailoverCfg {
     pub service: String,
     pub fallback: String,
-    pub health_check: Option<IgnoredAny>,
 }
 
 /// A duration as Traefik accepts it: a Go duration string (`10s`, `1m30s`, `250ms`) or a number

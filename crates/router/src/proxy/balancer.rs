@@ -1,0 +1,283 @@
+//! Backend selection: load balancers (smooth weighted round-robin over available servers),
+//! weighted services and failover services, with health state that survives reloads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{HealthSpec, ServiceSpec};
+
+/// How long a server that refused a connection is skipped when no active health check watches it.
+pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// One backend server and its health.
+#[derive(Debug)]
+pub struct Server {
+    pub url: http::Uri,
+    /// `host:port` of the URL, for the Host header when `passHostHeader` is false.
+    pub authority: String,
+    pub weight: u32,
+    /// Result of the last active health check (true until a check says otherwise).
+    pub healthy: AtomicBool,
+    /// Milliseconds since `epoch()` until which a passive failure keeps the server out.
+    down_until_ms: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+impl Server {
+    pub fn available(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+            && now_ms() >= self.down_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// A connection to this server failed: keep it out for a while.
+    pub fn mark_failed(&self) {
+        self.down_until_ms.store(
+            now_ms() + PASSIVE_COOLDOWN.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+#[derive(Debug)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub servers: Vec<Arc<Server>>,
+    pub health: Option<HealthSpec>,
+    pub pass_host_header: bool,
+    /// Smooth weighted round-robin state (NGINX's algorithm): one current weight per server.
+    current: Mutex<Vec<i64>>,
+}
+
+impl LoadBalancer {
+    /// Picks an available server, skipping `exclude` (a server that just failed).
+    pub fn pick(&self, exclude: Option<&Arc<Server>>) -> Option<Arc<Server>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for (i, s) in self.servers.iter().enumerate() {
+            if !s.available() || exclude.is_some_and(|e| Arc::ptr_eq(e, s)) || s.weight == 0 {
+                continue;
+            }
+            current[i] += s.weight as i64;
+            total += s.weight as i64;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        current[b] -= total;
+        Some(self.servers[b].clone())
+    }
+
+    pub fn available(&self) -> bool {
+        self.servers.iter().any(|s| s.available() && s.weight > 0)
+    }
+}
+
+/// A service as the proxy runs it.
+#[derive(Debug)]
+pub enum Service {
+    LoadBalancer(Arc<LoadBalancer>),
+    Weighted {
+        children: Vec<(Arc<Service>, u32)>,
+        current: Mutex<Vec<i64>>,
+    },
+    Failover {
+        main: Arc<Service>,
+        fallback: Arc<Service>,
+    },
+}
+
+impl Service {
+    pub fn available(&self) -> bool {
+        match self {
+            Service::LoadBalancer(lb) => lb.available(),
+            Service::Weighted { children, .. } => {
+                children.iter().any(|(c, w)| *w > 0 && c.available())
+            }
+            Service::Failover { main, fallback } => main.available() || fallback.available(),
+        }
+    }
+
+    /// The load balancer that serves the next request of this service.
+    pub fn resolve(&self) -> Option<Arc<LoadBalancer>> {
+        match self {
+            Service::LoadBalancer(lb) => Some(lb.clone()),
+            Service::Failover { main, fallback } => {
+                if main.available() {
+                    main.resolve()
+                } else {
+                    fallback.resolve()
+                }
+            }
+            Service::Weighted { children, current } => {
+                let pick = {
+                    let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut total = 0i64;
+                    let mut best: Option<usize> = None;
+                    for (i, (c, w)) in children.iter().enumerate() {
+                        if *w == 0 || !c.available() {
+                            continue;
+                        }
+                        cur[i] += *w as i64;
+                        total += *w as i64;
+                        if best.is_none_or(|b| cur[i] > cur[b]) {
+                            best = Some(i);
+                        }
+                    }
+                    let b = best?;
+                    cur[b] -= total;
+                    children[b].0.clone()
+                };
+                pick.resolve()
+            }
+        }
+    }
+}
+
+/// Builds every service of a configuration. Health state of servers that already existed (same
+/// service name and URL) is carried over, so a reload neither forgets a dead server nor resets a
+/// round-robin position that matters.
+pub fn build(
+    specs: &std::collections::BTreeMap<String, ServiceSpec>,
+    previous: &HashMap<String, Arc<Service>>,
+) -> HashMap<String, Arc<Service>> {
+    let mut built: HashMap<String, Arc<Service>> = HashMap::new();
+    // Load balancers first, then composites (in dependency order; cycles were refused).
+    let mut pending: Vec<&String> = specs.keys().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|name| {
+            let svc = match &specs[*name] {
+                ServiceSpec::LoadBalancer(lb) => {
+                    let old = match previous.get(*name).map(|s| &**s) {
+                        Some(Service::LoadBalancer(old)) => Some(old.clone()),
+                        _ => None,
+                    };
+                    let servers = lb
+                        .servers
+                        .iter()
+                        .map(|s| {
+                            let reused = old.as_ref().and_then(|o| {
+                                o.servers
+                                    .iter()
+                                    .find(|os| os.url == s.url && os.weight == s.weight)
+                                    .cloned()
+                            });
+                            reused.unwrap_or_else(|| {
+                                Arc::new(Server {
+                                    authority: s
+                                        .url
+                                        .authority()
+                                        .map(|a| a.to_string())
+                                        .unwrap_or_default(),
+                                    url: s.url.clone(),
+                                    weight: s.weight,
+                                    healthy: AtomicBool::new(true),
+                                    down_until_ms: AtomicU64::new(0),
+                                })
+                            })
+                        })
+                        .collect::<Vec<_>>();
+                    let n = servers.len();
+                    Service::LoadBalancer(Arc::new(LoadBalancer {
+                        name: (*name).clone(),
+                        servers,
+                        health: lb.health.clone(),
+                        pass_host_header: lb.pass_host_header,
+                        current: Mutex::new(vec![0; n]),
+                    }))
+                }
+                ServiceSpec::Weighted(children) => {
+                    let Some(resolved) = children
+                        .iter()
+                        .map(|(c, w)| built.get(c).map(|s| (s.clone(), *w)))
+                        .collect::<Option<Vec<_>>>()
+                    else {
+                        return true;
+                    };
+                    let n = resolved.len();
+                    Service::Weighted {
+                        children: resolved,
+                        current: Mutex::new(vec![0; n]),
+                    }
+                }
+                ServiceSpec::Failover { service, fallback } => {
+                    match (built.get(service), built.get(fallback)) {
+                        (Some(m), Some(f)) => Service::Failover {
+                            main: m.clone(),
+                            fallback: f.clone(),
+                        },
+                        _ => return true,
+                    }
+                }
+            };
+            built.insert((*name).clone(), Arc::new(svc));
+            false
+        });
+        if pending.len() == before {
+            break; // unresolvable references were refused by validation
+        }
+    }
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lb(weights: &[u32]) -> LoadBalancer {
+        LoadBalancer {
+            name: "t".into(),
+            servers: weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| {
+                    Arc::new(Server {
+                        url: format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                        authority: String::new(),
+                        weight: w,
+                        healthy: AtomicBool::new(true),
+                        down_until_ms: AtomicU64::new(0),
+                    })
+                })
+                .collect(),
+            health: None,
+            pass_host_header: true,
+            current: Mutex::new(vec![0; weights.len()]),
+        }
+    }
+
+    #[test]
+    fn smooth_weighted_round_robin() {
+        let b = lb(&[5, 1, 1]);
+        let picks: Vec<u16> = (0..7)
+            .map(|_| b.pick(None).unwrap().url.port_u16().unwrap() - 1000)
+            .collect();
+        // NGINX's sequence for 5/1/1: a a b a c a a (interleaved, exact shares).
+        assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn unavailable_and_excluded_servers_are_skipped() {
+        let b = lb(&[1, 1]);
+        b.servers[0].healthy.store(false, Ordering::Relaxed);
+        for _ in 0..4 {
+            assert_eq!(b.pick(None).unwrap().url.port_u16(), Some(1001));
+        }
+        let s1 = b.servers[1].clone();
+        assert!(b.pick(Some(&s1)).is_none());
+        b.servers[1].mark_failed();
+        assert!(!b.available());
+    }
+}

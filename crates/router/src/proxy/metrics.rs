@@ -1,0 +1,182 @@
+//! Prometheus metrics, labelled so beta and main response times can be compared side by side.
+//! Counters are atomics owned by each route, so recording a request takes no lock; the registry
+//! lock is only taken when a configuration is built and when metrics are scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, in seconds.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cohort {
+    Beta = 0,
+    Main = 1,
+}
+
+impl Cohort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cohort::Beta => "beta",
+            Cohort::Main => "main",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CohortMetrics {
+    /// Responses by status class: 1xx..5xx, and index 0 for anything else.
+    codes: [AtomicU64; 6],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+/// Metrics of one (entry point, router, service).
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    cohorts: [CohortMetrics; 2],
+}
+
+impl RouteMetrics {
+    pub fn record(&self, cohort: Cohort, status: u16, elapsed: Duration) {
+        let m = &self.cohorts[cohort as usize];
+        let class = (status / 100) as usize;
+        m.codes[if (1..=5).contains(&class) { class } else { 0 }].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            m.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        m.count.fetch_add(1, Ordering::Relaxed);
+        m.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Key: (entry point, router, service); the unmatched requests use router "" and service "".
+type Key = (String, String, String);
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    routes: Mutex<BTreeMap<Key, Arc<RouteMetrics>>>,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// Last reload failure counter snapshot is enough for alerts: 1 when the last reload failed.
+    pub last_reload_failed: AtomicU64,
+}
+
+impl Registry {
+    /// The metrics of a route, created on first use and kept across reloads.
+    pub fn route(&self, entry_point: &str, router: &str, service: &str) -> Arc<RouteMetrics> {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .entry((
+                entry_point.to_owned(),
+                router.to_owned(),
+                service.to_owned(),
+            ))
+            .or_default()
+            .clone()
+    }
+
+    /// Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, servers: &[(String, String, bool)]) -> String {
+        let mut out = String::with_capacity(4096);
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        out.push_str("# HELP betaroute_requests_total Requests by entry point, router, service, cohort and status class.\n# TYPE betaroute_requests_total counter\n");
+        for ((ep, router, service), m) in &routes {
+            for cohort in [Cohort::Beta, Cohort::Main] {
+                let c = &m.cohorts[cohort as usize];
+                for (i, code) in c.codes.iter().enumerate() {
+                    let n = code.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let class = if i == 0 {
+                            "other".to_owned()
+                        } else {
+                            format!("{i}xx")
+                        };
+                        let _ = writeln!(out, "betaroute_requests_total{{entrypoint=\"{}\",router=\"{}\",service=\"{}\",cohort=\"{}\",code=\"{class}\"}} {n}", esc(ep), esc(router), esc(service), cohort.as_str());
+                    }
+                }
+            }
+        }
+        out.push_str("# HELP betaroute_request_duration_seconds Time to the response headers, by router, service and cohort.\n# TYPE betaroute_request_duration_seconds histogram\n");
+        for ((ep, router, service), m) in &routes {
+            for cohort in [Cohort::Beta, Cohort::Main] {
+                let c = &m.cohorts[cohort as usize];
+                let count = c.count.load(Ordering::Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let labels = format!(
+                    "entrypoint=\"{}\",router=\"{}\",service=\"{}\",cohort=\"{}\"",
+                    esc(ep),
+                    esc(router),
+                    esc(service),
+                    cohort.as_str()
+                );
+                let mut cumulative = 0;
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    cumulative += c.buckets[i].load(Ordering::Relaxed);
+                    let _ = writeln!(out, "betaroute_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+                }
+                let _ = writeln!(
+                    out,
+                    "betaroute_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(
+                    out,
+                    "betaroute_request_duration_seconds_sum{{{labels}}} {}",
+                    c.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+                );
+                let _ = writeln!(
+                    out,
+                    "betaroute_request_duration_seconds_count{{{labels}}} {count}"
+                );
+            }
+        }
+        out.push_str("# HELP betaroute_server_up Whether a backend server is available (1) or not (0).\n# TYPE betaroute_server_up gauge\n");
+        for (service, url, up) in servers {
+            let _ = writeln!(
+                out,
+                "betaroute_server_up{{service=\"{}\",url=\"{}\"}} {}",
+                esc(service),
+                esc(url),
+                u8::from(*up)
+            );
+        }
+        out.push_str("# HELP betaroute_config_reloads_total Configuration reloads by result.\n# TYPE betaroute_config_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "betaroute_config_reloads_total{{result=\"success\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "betaroute_config_reloads_total{{result=\"failure\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP betaroute_config_last_reload_failed 1 when the last reload was refused (the previous configuration is still served).\n# TYPE betaroute_config_last_reload_failed gauge\n");
+        let _ = writeln!(
+            out,
+            "betaroute_config_last_reload_failed {}",
+            self.last_reload_failed.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

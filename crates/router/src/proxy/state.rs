@@ -1,0 +1,117 @@
+//! The routing state the proxy serves from: built off the request path from a validated
+//! configuration, then swapped in atomically. Never mutated once built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use betaroute_core::rules::{Router, Table};
+
+use super::balancer::{self, Service};
+use super::metrics::{Registry, RouteMetrics};
+use crate::config::RoutingConfig;
+
+/// What a matched router leads to.
+#[derive(Debug)]
+pub struct Target {
+    pub router: String,
+    pub service_name: String,
+    pub service: Arc<Service>,
+    pub metrics: Arc<RouteMetrics>,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub generation: u64,
+    /// One table per entry point (routers without `entryPoints` are on all of them).
+    pub tables: HashMap<String, Table<Arc<Target>>>,
+    pub services: HashMap<String, Arc<Service>>,
+    pub config: RoutingConfig,
+    /// Metrics of requests no router matched, per entry point.
+    pub unmatched: HashMap<String, Arc<RouteMetrics>>,
+}
+
+impl State {
+    pub fn build(
+        config: RoutingConfig,
+        entry_points: &[String],
+        previous: Option<&State>,
+        registry: &Registry,
+    ) -> State {
+        let empty = HashMap::new();
+        let services = balancer::build(&config.services, previous.map_or(&empty, |p| &p.services));
+        let mut tables = HashMap::new();
+        let mut unmatched = HashMap::new();
+        for ep in entry_points {
+            let routers = config
+                .routers
+                .iter()
+                .filter(|r| {
+                    r.entry_points
+                        .as_ref()
+                        .is_none_or(|eps| eps.iter().any(|e| e == ep))
+                })
+                .filter_map(|r| {
+                    let service = services.get(&r.service)?.clone();
+                    let target = Arc::new(Target {
+                        router: r.name.clone(),
+                        service_name: r.service.clone(),
+                        service,
+                        metrics: registry.route(ep, &r.name, &r.service),
+                    });
+                    Some(Router::new(&r.name, r.rule.clone(), r.priority, target))
+                })
+                .collect();
+            tables.insert(ep.clone(), Table::new(routers));
+            unmatched.insert(ep.clone(), registry.route(ep, "", ""));
+        }
+        State {
+            generation: previous.map_or(1, |p| p.generation + 1),
+            tables,
+            services,
+            config,
+            unmatched,
+        }
+    }
+
+    /// Every server with its service and availability, for metrics and the API.
+    pub fn servers(&self) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        let sorted: BTreeMap<_, _> = self.services.iter().collect();
+        for (name, svc) in sorted {
+            if let Service::LoadBalancer(lb) = &**svc {
+                for s in &lb.servers {
+                    out.push((name.clone(), s.url.to_string(), s.available()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A one-line summary of what a reload changed, for the log.
+pub fn diff(old: &RoutingConfig, new: &RoutingConfig) -> String {
+    let describe = |c: &RoutingConfig| -> BTreeMap<String, String> {
+        c.routers
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    format!("{} -> {} ({:?})", r.rule.text(), r.service, r.priority),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (describe(old), describe(new));
+    let added: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    let removed: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    let changed: Vec<&String> = b
+        .keys()
+        .filter(|k| a.get(*k).is_some_and(|v| v != &b[*k]))
+        .collect();
+    let services_changed: Vec<&String> = new
+        .services
+        .keys()
+        .filter(|k| old.services.get(*k) != new.services.get(*k))
+        .collect();
+    format!("routers added {added:?}, removed {removed:?}, changed {changed:?}; services added or changed {services_changed:?}")
+}
