@@ -88,20 +88,22 @@ impl Reloader {
                 for t in std::mem::replace(&mut self.health_tasks, tasks) {
                     t.abort();
                 }
-                reg.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                reg.last_reload_failed.store(0, Ordering::Relaxed);
+                // Log first: whoever watches the metric can then rely on the log line.
                 eprintln!(
                     "{}",
                     json!({"betaroute": "reload", "result": "success", "changes": summary})
                 );
+                reg.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                reg.last_reload_failed.store(0, Ordering::Relaxed);
             }
             Err(e) => {
-                reg.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                reg.last_reload_failed.store(1, Ordering::Relaxed);
+                let errors: Vec<String> = e.0.iter().map(|x| x.to_string()).collect();
                 eprintln!(
                     "{}",
-                    json!({"betaroute": "reload", "result": "failure", "level": "error", "kept": "previous configuration", "errors": e.0.iter().map(|x| x.to_string()).collect::<Vec<_>>()})
+                    json!({"betaroute": "reload", "result": "failure", "level": "error", "kept": "previous configuration", "errors": errors})
                 );
+                reg.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                reg.last_reload_failed.store(1, Ordering::Relaxed);
             }
         }
     }

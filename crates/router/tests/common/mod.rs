@@ -1,0 +1,329 @@
+//! Fixtures for the router's integration tests: real backends on loopback and the real
+//! `betaroute serve` binary, talking over sockets.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// A backend answering `{"server": NAME, ...}`; `/health` answers 500 while `healthy` is false;
+/// `/slow` waits `slow_ms` before answering.
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub healthy: Arc<AtomicBool>,
+    pub hits: Arc<AtomicUsize>,
+    pub slow_ms: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let slow_ms = Arc::new(AtomicU64::new(0));
+        let (n, h, c, s) = (
+            name.to_owned(),
+            healthy.clone(),
+            hits.clone(),
+            slow_ms.clone(),
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (n, h, c, s) = (n.clone(), h.clone(), c.clone(), s.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (n, h, c, s) = (n.clone(), h.clone(), c.clone(), s.clone());
+                        async move {
+                            if req.uri().path() == "/health" {
+                                let ok = h.load(Ordering::SeqCst);
+                                let mut r = Response::new(Full::new(Bytes::from(if ok {
+                                    "ok"
+                                } else {
+                                    "sick"
+                                })));
+                                *r.status_mut() = if ok {
+                                    hyper::StatusCode::OK
+                                } else {
+                                    hyper::StatusCode::INTERNAL_SERVER_ERROR
+                                };
+                                return Ok::<_, Infallible>(r);
+                            }
+                            c.fetch_add(1, Ordering::SeqCst);
+                            if req.uri().path() == "/slow" {
+                                tokio::time::sleep(Duration::from_millis(s.load(Ordering::SeqCst)))
+                                    .await;
+                            }
+                            let headers: serde_json::Map<String, serde_json::Value> = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.to_string(),
+                                        serde_json::Value::String(
+                                            v.to_str().unwrap_or("").to_owned(),
+                                        ),
+                                    )
+                                })
+                                .collect();
+                            let uri = req.uri().to_string();
+                            let method = req.method().to_string();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let out = serde_json::json!({"server": n, "uri": uri, "method": method, "headers": headers, "body_len": body.len()});
+                            Ok(Response::new(Full::new(Bytes::from(out.to_string()))))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Backend {
+            name: name.to_owned(),
+            addr,
+            healthy,
+            hits,
+            slow_ms,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting: later connections are refused.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// An address nothing listens on (bound, then released).
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+pub struct Router {
+    pub child: Child,
+    pub web: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+    pub stderr: Arc<std::sync::Mutex<String>>,
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+pub fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "betaroute-test-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub const STATIC: &str = r#"
+[entryPoints.web]
+address = "127.0.0.1:0"
+[admin]
+address = "127.0.0.1:0"
+[providers.file]
+filename = "dynamic.yaml"
+watch = true
+[accessLog]
+format = "json"
+filePath = "access.log"
+[serversTransport.forwardingTimeouts]
+responseHeaderTimeout = "1s"
+dialTimeout = "1s"
+"#;
+
+impl Router {
+    /// Starts `betaroute serve` with the static configuration above and this dynamic one.
+    pub fn start(dynamic_yaml: &str) -> Router {
+        Router::start_with(STATIC, dynamic_yaml)
+    }
+
+    pub fn start_with(static_toml: &str, dynamic_yaml: &str) -> Router {
+        let dir = temp_dir();
+        std::fs::write(dir.join("betaroute.toml"), static_toml).unwrap();
+        std::fs::write(dir.join("dynamic.yaml"), dynamic_yaml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_betaroute"))
+            .args(["serve", "--config"])
+            .arg(dir.join("betaroute.toml"))
+            .args(["--threads", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut web, mut admin) = (None, None);
+        while web.is_none() || admin.is_none() {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                panic!("betaroute exited: {}", stderr.lock().unwrap());
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let addr: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
+            match v["entrypoint"].as_str() {
+                Some("web") => web = Some(addr),
+                Some("admin") => admin = Some(addr),
+                _ => {}
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        Router {
+            child,
+            web: web.unwrap(),
+            admin: admin.unwrap(),
+            dir,
+            stderr,
+        }
+    }
+
+    /// Rewrites the dynamic configuration (atomically, as editors and config managers do).
+    pub fn write_dynamic(&self, yaml: &str) {
+        let tmp = self.dir.join(".dynamic.yaml.tmp");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(tmp, self.dir.join("dynamic.yaml")).unwrap();
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub async fn admin_get(&self, path: &str) -> String {
+        let (status, body) = get(self.admin, "admin", path, &[]).await;
+        assert_eq!(status, 200, "{path}");
+        body
+    }
+
+    /// Waits until `cond` holds on the admin endpoint's `path`, or panics after `secs`.
+    pub async fn wait_admin(&self, path: &str, secs: u64, cond: impl Fn(&str) -> bool) {
+        for _ in 0..secs * 20 {
+            if cond(&self.admin_get(path).await) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "condition on {path} not met in {secs}s: {}\nstderr:\n{}",
+            self.admin_get(path).await,
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// GET `path` on `addr` with a Host header; returns status and body.
+pub async fn get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    request(&client(), addr, "GET", host, path, headers, Bytes::new()).await
+}
+
+pub async fn request(
+    c: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = c.request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The backend name in a response body.
+pub fn server_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["server"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("<{body}>"))
+}
+
+/// Two pools for one host: main for everyone, beta for the beta header (the longer rule).
+pub fn beta_main_config(main: &str, beta: &str) -> String {
+    format!(
+        r#"
+http:
+  routers:
+    api-main:
+      rule: "Host(`api.example.com`)"
+      service: main
+    api-beta:
+      rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)"
+      service: beta
+  services:
+    main:
+      loadBalancer:
+        servers:
+          - url: "{main}"
+    beta:
+      loadBalancer:
+        servers:
+          - url: "{beta}"
+"#
+    )
+}
