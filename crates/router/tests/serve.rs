@@ -56,7 +56,8 @@ async fn forwarded_headers_host_and_path_are_passed_on() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["uri"], "/a%2Fb/%E2%9C%93?q=%20x&y");
     assert_eq!(v["headers"]["host"], API);
-    assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // An untrusted peer's X-Forwarded-For is replaced, as Traefik does by default.
+    assert_eq!(v["headers"]["x-forwarded-for"], "127.0.0.1");
     assert_eq!(v["headers"]["x-forwarded-host"], API);
     assert_eq!(v["headers"]["x-forwarded-proto"], "http");
     assert_eq!(v["headers"]["x-real-ip"], "127.0.0.1");
@@ -414,4 +415,31 @@ async fn metrics_api_and_access_log() {
         .as_str()
         .unwrap()
         .starts_with("http://127.0.0.1:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trusted_edge_forwarded_headers_and_forwarded_host_routing() {
+    let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
+    let static_toml = STATIC.replace(
+        "[admin]",
+        "[entryPoints.web.forwardedHeaders]\ntrustedIPs = [\"127.0.0.1/32\", \"::1\"]\nuseForwardedHost = true\n[admin]",
+    );
+    let r = Router::start_with(&static_toml, &beta_main_config(&main.url(), &beta.url()));
+    // The edge addresses the router by IP and says which host the client called.
+    let headers = [
+        ("X-Forwarded-Host", API),
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-RiksTV-Beta", "true"),
+    ];
+    let (status, body) = get(r.web, "127.0.0.1:8080", "/", &headers).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["server"], "beta");
+    assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(
+        v["headers"]["host"], API,
+        "passHostHeader sends the routed host"
+    );
 }

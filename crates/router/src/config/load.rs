@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use betaroute_core::rules::IpNet;
+
 use super::compile::{compile, RoutingConfig};
 use super::model::{DynamicFile, HttpCfg, StaticFile};
 use super::{ConfigError, ConfigErrors};
@@ -106,7 +108,7 @@ fn parse<T: DeserializeOwned + Default>(path: &Path, src: &Located) -> Result<T,
 /// The static configuration, with the dynamic configuration files it names resolved.
 #[derive(Debug, Clone)]
 pub struct StaticConfig {
-    pub entry_points: Vec<(String, String, Option<Duration>)>,
+    pub entry_points: Vec<EntryPoint>,
     pub admin: Option<String>,
     /// Files holding dynamic configuration (the static file itself when it has `http`).
     pub dynamic_files: Vec<PathBuf>,
@@ -115,6 +117,29 @@ pub struct StaticConfig {
     pub watch: bool,
     pub access_log: Option<AccessLog>,
     pub timeouts: Timeouts,
+}
+
+/// One listening entry point.
+#[derive(Debug, Clone)]
+pub struct EntryPoint {
+    pub name: String,
+    pub address: String,
+    pub header_timeout: Option<Duration>,
+    pub forwarded: Forwarded,
+}
+
+/// Whose X-Forwarded-* headers to believe.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded {
+    pub trusted: Vec<IpNet>,
+    pub insecure: bool,
+    pub use_forwarded_host: bool,
+}
+
+impl Forwarded {
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.insecure || self.trusted.iter().any(|n| n.contains(ip))
+    }
 }
 
 /// Timeouts towards backends.
@@ -187,7 +212,26 @@ pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
             Some(Ok(d)) => Some(d),
             None => None,
         };
-        entry_points.push((name.clone(), addr, timeout));
+        let mut forwarded = Forwarded::default();
+        if let Some(fh) = &ep.forwarded_headers {
+            forwarded.insecure = fh.insecure;
+            forwarded.use_forwarded_host = fh.use_forwarded_host;
+            for ip in &fh.trusted_ips {
+                match IpNet::parse(ip) {
+                    Some(n) => forwarded.trusted.push(n),
+                    None => errors.push(src.error(
+                        src.find(name, ip),
+                        format!("entry point {name}: trustedIPs: {ip:?} is not an IP or CIDR"),
+                    )),
+                }
+            }
+        }
+        entry_points.push(EntryPoint {
+            name: name.clone(),
+            address: addr,
+            header_timeout: timeout,
+            forwarded,
+        });
     }
     if entry_points.is_empty() {
         errors.push(src.error(

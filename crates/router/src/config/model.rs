@@ -29,6 +29,23 @@ pub struct EntryPointCfg {
     pub address: String,
     /// Read timeout for request headers, e.g. `10s`.
     pub header_timeout: Option<DurationCfg>,
+    pub forwarded_headers: Option<ForwardedHeadersCfg>,
+}
+
+/// Traefik's `entryPoints.NAME.forwardedHeaders`, plus `useForwardedHost` (betaroute).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardedHeadersCfg {
+    /// Peers whose X-Forwarded-* headers are kept (IPs or CIDRs); others' are replaced.
+    #[serde(default, rename = "trustedIPs")]
+    pub trusted_ips: Vec<String>,
+    /// Trust every peer's X-Forwarded-* headers.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Route on X-Forwarded-Host (instead of Host) when a trusted peer sends it: for an edge that
+    /// must address the router by IP, such as a Worker with ORIGIN_URL.
+    #[serde(default)]
+    pub use_forwarded_host: bool,
 }
 
 /// Traefik's `serversTransport.forwardingTimeouts`.

@@ -37,10 +37,28 @@ pub struct Shared {
     pub response_header_timeout: Duration,
 }
 
+/// An entry point's identity and trust settings, shared by its connections.
+pub struct EntryPointCtx {
+    pub name: String,
+    pub forwarded: crate::config::load::Forwarded,
+}
+
+/// The X-Forwarded-* headers betaroute sets; from untrusted peers they are replaced.
+const FORWARDED: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-real-ip",
+];
+
 /// The rule engine's view of a request.
 struct View<'a> {
     parts: &'a http::request::Parts,
     client: IpAddr,
+    /// Host to route on instead of the request's (X-Forwarded-Host from a trusted edge).
+    forwarded_host: Option<&'a str>,
 }
 
 impl RequestView for View<'_> {
@@ -48,6 +66,9 @@ impl RequestView for View<'_> {
         self.parts.method.as_str()
     }
     fn host(&self) -> &str {
+        if let Some(h) = self.forwarded_host {
+            return h;
+        }
         // An absolute-form target's authority wins over the Host header (as in Go's net/http).
         match self.parts.uri.authority() {
             Some(a) => a.as_str(),
@@ -118,7 +139,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 pub async fn handle(
     shared: Arc<Shared>,
-    entry_point: Arc<str>,
+    ep: Arc<EntryPointCtx>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -126,6 +147,23 @@ pub async fn handle(
     let state = shared.state.load_full();
     let (mut parts, body) = req.into_parts();
     let client_ip = peer.ip();
+    let entry_point = ep.name.as_str();
+    let trusted = ep.forwarded.trusts(client_ip);
+    if !trusted {
+        // Traefik's default: X-Forwarded-* from an untrusted peer are not believed.
+        for h in FORWARDED {
+            parts.headers.remove(h);
+        }
+    }
+    let forwarded_host = if trusted && ep.forwarded.use_forwarded_host {
+        parts
+            .headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+    } else {
+        None
+    };
     let cohort = if parts
         .headers
         .get(COHORT_HEADER)
@@ -137,11 +175,12 @@ pub async fn handle(
     };
     let target = state
         .tables
-        .get(&*entry_point)
+        .get(entry_point)
         .and_then(|t| {
             t.find(&View {
                 parts: &parts,
                 client: client_ip,
+                forwarded_host: forwarded_host.as_deref(),
             })
         })
         .map(|r| r.target.clone());
@@ -150,12 +189,12 @@ pub async fn handle(
 
     let Some(target) = target else {
         let resp = text(StatusCode::NOT_FOUND, "404 page not found\n");
-        if let Some(m) = state.unmatched.get(&*entry_point) {
+        if let Some(m) = state.unmatched.get(entry_point) {
             m.record(cohort, 404, started.elapsed());
         }
         log(
             &shared,
-            &entry_point,
+            entry_point,
             None,
             None,
             cohort,
@@ -168,12 +207,16 @@ pub async fn handle(
         return Ok(resp);
     };
 
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let original_host = forwarded_host
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned())
+        .or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
     strip_hop_by_hop(&mut parts.headers);
     let ip = client_ip.to_string();
     let xff = match parts
@@ -229,7 +272,7 @@ pub async fn handle(
     target.metrics.record(cohort, status, started.elapsed());
     log(
         &shared,
-        &entry_point,
+        entry_point,
         Some(&target),
         server.as_deref(),
         cohort,

@@ -65,7 +65,7 @@ async fn serve(
     routing: config::RoutingConfig,
 ) -> Result<ExitCode, CliError> {
     let registry = Arc::new(Registry::default());
-    let ep_names: Vec<String> = st.entry_points.iter().map(|(n, _, _)| n.clone()).collect();
+    let ep_names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
     let state = State::build(routing, &ep_names, None, &registry);
 
     let mut connector = HttpConnector::new();
@@ -121,7 +121,8 @@ async fn serve(
         response_header_timeout: st.timeouts.response_header,
     });
 
-    for (name, addr, header_timeout) in &st.entry_points {
+    for ep in &st.entry_points {
+        let (name, addr) = (&ep.name, &ep.address);
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             CliError::usage(format!("entry point {name}: cannot listen on {addr}: {e}"))
         })?;
@@ -132,11 +133,15 @@ async fn serve(
             "{}",
             json!({"betaroute": "listening", "entrypoint": name, "address": local.to_string()})
         );
+        let ctx = Arc::new(forward::EntryPointCtx {
+            name: name.clone(),
+            forwarded: ep.forwarded.clone(),
+        });
         tokio::spawn(accept_loop(
             listener,
-            Arc::from(name.as_str()),
+            ctx,
             shared.clone(),
-            header_timeout.unwrap_or(Duration::from_secs(30)),
+            ep.header_timeout.unwrap_or(Duration::from_secs(30)),
         ));
     }
     if let Some(addr) = &st.admin {
@@ -170,7 +175,7 @@ async fn serve(
 
 async fn accept_loop(
     listener: TcpListener,
-    entry_point: Arc<str>,
+    entry_point: Arc<forward::EntryPointCtx>,
     shared: Arc<Shared>,
     header_timeout: Duration,
 ) {
