@@ -146,3 +146,37 @@ export function spawnUntil(cmd, args, { ready, env, cwd = ROOT, timeoutMs = 6000
     });
   });
 }
+
+/**
+ * Starts `betaroute serve` with the given dynamic configuration (YAML) behind an entry point
+ * that trusts the local edge's X-Forwarded-* headers. Returns { web, admin, stop }.
+ */
+export async function startRouter(dynamicYaml) {
+  const dir = mkdtempSync(path.join(tmpdir(), "betaroute-router-"));
+  writeFileSync(path.join(dir, "dynamic.yaml"), dynamicYaml);
+  writeFileSync(
+    path.join(dir, "betaroute.toml"),
+    [
+      "[entryPoints.web]",
+      'address = "127.0.0.1:0"',
+      "[entryPoints.web.forwardedHeaders]",
+      'trustedIPs = ["127.0.0.1/32", "::1"]',
+      "useForwardedHost = true",
+      "[admin]",
+      'address = "127.0.0.1:0"',
+      "[providers.file]",
+      'filename = "dynamic.yaml"',
+      "",
+    ].join("\n"),
+  );
+  const { child, output } = await spawnUntil(CLI, ["serve", "--config", path.join(dir, "betaroute.toml")], {
+    ready: /"entrypoint":"admin"/,
+    timeoutMs: 20000,
+  });
+  const addr = (ep) => output().match(new RegExp(`"entrypoint":"${ep}","address":"([^"]+)"`))[1];
+  return {
+    web: `http://${addr("web")}`,
+    admin: `http://${addr("admin")}`,
+    stop: () => { try { process.kill(-child.pid, "SIGKILL"); } catch {} },
+  };
+}
