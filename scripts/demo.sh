@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs the whole system locally: a demo origin, and the edge worker in `wrangler dev` on the real
-# wrangler.toml in front of it. Prints a beta and a regular token and curl lines to try.
+# Runs the whole system locally: a main and a beta backend, the origin router (`betaroute serve`
+# with demo/betaroute.toml) in front of them, and the edge worker in `wrangler dev` on the real
+# wrangler.toml in front of the router. Prints a beta and a regular token and curl lines to try.
 # Ctrl-C stops everything it started.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
-ORIGIN_PORT=${DEMO_ORIGIN_PORT:-8080}
+# Fixed ports (demo/betaroute.toml and demo/dynamic.yaml name them).
+MAIN_PORT=9001
+BETA_PORT=9002
+ROUTER_PORT=8080
+ADMIN_PORT=8082
 EDGE_PORT=${DEMO_EDGE_PORT:-8787}
 DEMO=$ROOT/.demo
 mkdir -p "$DEMO"
@@ -20,9 +25,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-for port in "$ORIGIN_PORT" "$EDGE_PORT"; do
+for port in "$MAIN_PORT" "$BETA_PORT" "$ROUTER_PORT" "$ADMIN_PORT" "$EDGE_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port is already in use: stop what uses it, or set DEMO_ORIGIN_PORT / DEMO_EDGE_PORT" >&2
+    echo "port $port is already in use: stop what uses it (the demo needs $MAIN_PORT, $BETA_PORT, $ROUTER_PORT, $ADMIN_PORT and $EDGE_PORT)" >&2
     exit 1
   fi
 done
@@ -37,27 +42,37 @@ printf "JWT_KEYS='%s'\n" "$(tr -d '\n ' < "$DEMO/jwks.json")" > "$DEMO/.env"
 BETA_TOKEN=$("$BR" token mint --key "$DEMO/private.jwk.json" --sub beta-tester --beta --exp 12h)
 REGULAR_TOKEN=$("$BR" token mint --key "$DEMO/private.jwk.json" --sub paying-customer --exp 12h)
 
-setsid node scripts/demo-origin.mjs main "$ORIGIN_PORT" > "$DEMO/origin.log" 2>&1 &
+setsid node scripts/demo-origin.mjs main "$MAIN_PORT" > "$DEMO/main.log" 2>&1 &
 pids+=($!)
+setsid node scripts/demo-origin.mjs beta "$BETA_PORT" > "$DEMO/beta.log" 2>&1 &
+pids+=($!)
+setsid "$BR" serve --config demo/betaroute.toml > "$DEMO/router.log" 2>&1 &
+pids+=($!)
+ROUTER_PID=$!
 
 echo "starting wrangler dev (it builds the worker first: about 30 s; log in .demo/wrangler.log)" >&2
 setsid wrangler dev --ip 127.0.0.1 --port "$EDGE_PORT" --show-interactive-dev-session=false \
-  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" > "$DEMO/wrangler.log" 2>&1 &
+  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ROUTER_PORT" > "$DEMO/wrangler.log" 2>&1 &
 pids+=($!)
+WRANGLER_PID=$!
 
 for _ in $(seq 1 240); do
   grep -q "Ready on http" "$DEMO/wrangler.log" 2>/dev/null && break
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then cat "$DEMO/wrangler.log" >&2; exit 1; fi
+  if ! kill -0 "$WRANGLER_PID" 2>/dev/null; then cat "$DEMO/wrangler.log" >&2; exit 1; fi
+  if ! kill -0 "$ROUTER_PID" 2>/dev/null; then cat "$DEMO/router.log" >&2; exit 1; fi
   sleep 1
 done
 grep -q "Ready on http" "$DEMO/wrangler.log" || { cat "$DEMO/wrangler.log" >&2; exit 1; }
 
-EDGE=http://127.0.0.1:$EDGE_PORT
+EDGE=http://localhost:$EDGE_PORT
 cat <<MSG
 
 betaroute is running:
-  edge (wrangler dev)  $EDGE
-  demo origin          http://127.0.0.1:$ORIGIN_PORT  (answers JSON echoing the headers it received)
+  edge (wrangler dev)        $EDGE
+  origin router (betaroute)  http://127.0.0.1:$ROUTER_PORT   config: demo/betaroute.toml, demo/dynamic.yaml (edit it: it reloads)
+  router admin               http://127.0.0.1:$ADMIN_PORT/metrics  /api/routers  /api/services
+  backends                   main http://127.0.0.1:$MAIN_PORT   beta http://127.0.0.1:$BETA_PORT
+                             (each answers JSON naming itself and echoing the headers it received)
 
 Beta token (sub beta-tester, "beta": true):
   BETA=$BETA_TOKEN
@@ -65,23 +80,27 @@ Beta token (sub beta-tester, "beta": true):
 Regular token (sub paying-customer):
   REGULAR=$REGULAR_TOKEN
 
-Try (the origin's answer shows the headers it received):
-  # beta token: the origin sees "X-RiksTV-Beta": "true"
+Try it:
+  # beta token: answered by "server": "beta", which received "X-RiksTV-Beta": "true"
   curl -s $EDGE/hello -H "Authorization: Bearer $BETA_TOKEN"
-  # regular token: no X-RiksTV-Beta at the origin
+  # regular token: answered by "server": "main", no X-RiksTV-Beta
   curl -s $EDGE/hello -H "Authorization: Bearer $REGULAR_TOKEN"
-  # forged header without a token: removed before the origin
+  # forged header without a token: removed at the edge, answered by main
   curl -s $EDGE/hello -H "X-RiksTV-Beta: true" -H "x_rikstv_beta: true"
   # why is this token beta (or not)?
   curl -s $EDGE/_betaroute/api/decision -H "Authorization: Bearer $BETA_TOKEN"
   # the page for testers
   open $EDGE/_betaroute/
+  # beta and main side by side: request counts and latency histograms by cohort
+  curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep cohort
+  # which router would take a request, without sending it
+  target/debug/betaroute route explain --config demo/betaroute.toml -H "X-RiksTV-Beta: true" http://localhost/hello
 
 Verify a token offline:  target/debug/betaroute token verify --keys .demo/jwks.json "\$BETA"
-Edge log (one JSON line per request): .demo/wrangler.log
+Logs: .demo/wrangler.log (edge, one JSON line per request), .demo/access.log (router), .demo/router.log
 Press Ctrl-C to stop.
 MSG
 
 tail -n 0 -f "$DEMO/wrangler.log" | grep --line-buffered '"betaroute"' &
 pids+=($!)
-wait "${pids[1]}"
+wait "$WRANGLER_PID"
