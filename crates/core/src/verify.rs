@@ -43,10 +43,10 @@ impl Default for VerifyPolicy {
 pub struct Rejection {
     pub reason: Reason,
     pub detail: String,
-    /// The JOSE header, when the token parsed.
-    pub header: Option<Map<String, Value>>,
+    /// The JOSE header, when the token parsed (boxed: rejections are moved around a lot).
+    pub header: Option<Box<Map<String, Value>>>,
     /// The claims, only when the signature verified (a claim check failed).
-    pub claims: Option<Map<String, Value>>,
+    pub claims: Option<Box<Map<String, Value>>>,
 }
 
 impl Rejection {
@@ -144,7 +144,7 @@ impl Verifier {
         }
         let jws = jws::parse(token).map_err(|e| Rejection::new(Reason::Malformed, e.0))?;
         let with_header = |mut r: Rejection| {
-            r.header = Some(jws.header.clone());
+            r.header = Some(Box::new(jws.header.clone()));
             r
         };
         let Some(alg) = Alg::from_name(&jws.alg) else {
@@ -215,11 +215,11 @@ impl Verifier {
             candidates,
         } = pending;
         let header = jws.header;
-        let reject = |reason, detail: String, claims| Rejection {
+        let reject = |reason, detail: String, claims: Option<Map<String, Value>>| Rejection {
             reason,
             detail,
-            header: Some(header.clone()),
-            claims,
+            header: Some(Box::new(header.clone())),
+            claims: claims.map(Box::new),
         };
         let Some(key_index) = verified_by.filter(|i| candidates.contains(i)) else {
             let n = candidates.len();

@@ -443,3 +443,29 @@ async fn trusted_edge_forwarded_headers_and_forwarded_host_routing() {
         "passHostHeader sends the routed host"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let slow = Backend::start("slow").await;
+    slow.slow_ms.store(700, std::sync::atomic::Ordering::SeqCst);
+    let mut r = Router::start(&format!(
+        "http:\n  routers:\n    r: {{rule: \"PathPrefix(`/`)\", service: s}}\n  services:\n    s: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n",
+        slow.url()
+    ));
+    let web = r.web;
+    let pending = tokio::spawn(async move { get(web, "h", "/slow", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = r.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (status, body) = pending.await.unwrap();
+    assert_eq!((status, server_of(&body)), (200, "slow".to_owned()));
+    let exit = tokio::task::spawn_blocking(move || r.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

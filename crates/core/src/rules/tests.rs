@@ -613,3 +613,39 @@ fn index_agrees_with_a_linear_scan() {
         }
     }
 }
+
+#[test]
+fn traefik_v2_placeholders_are_literal_text_in_v3() {
+    let h = |v: &'static str| move |r: SimpleRequest| r.header("X-Forwarded-Proto", v);
+    let rule = "HeaderRegexp(`X-Forwarded-Proto`, `http{secure:s?}`)";
+    check(rule, &[("https://x", false)], h("http"));
+    check(rule, &[("https://x", false)], h("https"));
+    check(rule, &[("https://x", true)], h("http{secure:}"));
+    check(rule, &[("https://x", true)], h("http{secure:s}"));
+    check(rule, &[("https://x", false)], h("http{secure:S}"));
+    check(
+        "QueryRegexp(`q`, `{value:(traefik|nginx)}`)",
+        &[
+            ("https://x/?q=traefik", false),
+            ("https://x/?q={value:traefik}", true),
+        ],
+        |r| r,
+    );
+    check(
+        "QueryRegexp(`q`, `^.*$`)",
+        &[
+            ("https://x/?q=TRAEFIK", true),
+            ("https://x/?Q=traefik", false),
+            ("https://x/?rel=ddg", false),
+        ],
+        |r| r,
+    );
+    check(
+        "HeaderRegexp(`X-Forwarded-Proto`, `^https?$`)",
+        &[("https://x", true)],
+        |r| {
+            r.header("X-Forwarded-Proto", "ws")
+                .header("X-Forwarded-Proto", "https")
+        },
+    );
+}

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use super::balancer::Service;
 use super::forward::Shared;
+use crate::config::ServiceSpec;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
@@ -99,8 +100,20 @@ async fn handle(
                             "healthCheck": lb.health.as_ref().map(|h| json!({"path": h.path, "interval": format!("{:?}", h.interval), "timeout": format!("{:?}", h.timeout)})),
                             "servers": lb.servers.iter().map(|s| json!({"url": s.url.to_string(), "weight": s.weight, "status": if s.available() { "UP" } else { "DOWN" }})).collect::<Vec<_>>(),
                         }),
-                        Service::Weighted { .. } => json!({"name": name, "type": "weighted", "available": svc.available(), "services": state.config.services.get(name).map(|s| format!("{s:?}"))}),
-                        Service::Failover { .. } => json!({"name": name, "type": "failover", "available": svc.available(), "spec": state.config.services.get(name).map(|s| format!("{s:?}"))}),
+                        Service::Weighted { .. } => {
+                            let children = match state.config.services.get(name) {
+                                Some(ServiceSpec::Weighted(c)) => c.iter().map(|(n, w)| json!({"name": n, "weight": w})).collect(),
+                                _ => Vec::new(),
+                            };
+                            json!({"name": name, "type": "weighted", "available": svc.available(), "services": children})
+                        }
+                        Service::Failover { .. } => {
+                            let (main, fallback) = match state.config.services.get(name) {
+                                Some(ServiceSpec::Failover { service, fallback }) => (Some(service), Some(fallback)),
+                                _ => (None, None),
+                            };
+                            json!({"name": name, "type": "failover", "available": svc.available(), "service": main, "fallback": fallback})
+                        }
                     }
                 })
                 .collect();

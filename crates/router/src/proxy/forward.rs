@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use serde_json::json;
 
 use super::balancer::Server;
 use super::metrics::{Cohort, Registry};
@@ -33,8 +33,26 @@ pub struct Shared {
     pub state: ArcSwap<State>,
     pub client: Client<HttpConnector, UpstreamBody>,
     pub registry: Arc<Registry>,
-    pub access_log: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    pub access_log: Option<super::access_log::AccessLog>,
     pub response_header_timeout: Duration,
+    /// Requests being served, so a shutdown can let them finish.
+    pub in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// An entry point's identity and trust settings, shared by its connections.
@@ -144,6 +162,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    let _in_flight = InFlight::enter(&shared.in_flight);
     let state = shared.state.load_full();
     let (mut parts, body) = req.into_parts();
     let client_ip = peer.ip();
@@ -390,21 +409,21 @@ fn log(
     started: Instant,
     client: IpAddr,
 ) {
-    let Some(tx) = &shared.access_log else { return };
-    let line = json!({
-        "time": humantime_now(),
-        "entrypoint": entry_point,
-        "router": target.map(|t| t.router.as_str()),
-        "service": target.map(|t| t.service_name.as_str()),
-        "server": server,
-        "cohort": cohort.as_str(),
-        "method": method.as_str(),
-        "path": path,
-        "status": status,
-        "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-        "client": client.to_string(),
+    let Some(access_log) = &shared.access_log else {
+        return;
+    };
+    access_log.record(super::access_log::Entry {
+        entry_point,
+        router: target.map(|t| t.router.as_str()),
+        service: target.map(|t| t.service_name.as_str()),
+        server,
+        cohort: cohort.as_str(),
+        method: method.as_str(),
+        path,
+        status,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        client,
     });
-    let _ = tx.send(line.to_string());
 }
 
 /// RFC 3339 UTC time with milliseconds, without a date crate.

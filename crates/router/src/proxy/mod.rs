@@ -1,6 +1,7 @@
 //! `betaroute serve`: the origin router. hyper/tokio underneath; routing is a pure table lookup
 //! over an immutable state that reloads swap atomically (`arc-swap`).
 
+mod access_log;
 mod admin;
 mod balancer;
 mod forward;
@@ -20,7 +21,6 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::config;
@@ -78,39 +78,7 @@ async fn serve(
         .build(connector.clone());
     let check_client: health::CheckClient = Client::builder(TokioExecutor::new()).build(connector);
 
-    let access_log = st.access_log.as_ref().map(|cfg| {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let file = cfg.file.clone();
-        tokio::spawn(async move {
-            let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match file {
-                Some(p) => match tokio::fs::OpenOptions::new().create(true).append(true).open(&p).await {
-                    Ok(f) => Box::new(f),
-                    Err(e) => {
-                        eprintln!("{}", json!({"betaroute": "accesslog", "level": "error", "message": format!("{}: {e}", p.display())}));
-                        Box::new(tokio::io::stdout())
-                    }
-                },
-                None => Box::new(tokio::io::stdout()),
-            };
-            let mut buf = Vec::with_capacity(64 * 1024);
-            while let Some(line) = rx.recv().await {
-                buf.extend_from_slice(line.as_bytes());
-                buf.push(b'\n');
-                // Write what has queued up in one go.
-                while let Ok(more) = rx.try_recv() {
-                    buf.extend_from_slice(more.as_bytes());
-                    buf.push(b'\n');
-                    if buf.len() > 256 * 1024 {
-                        break;
-                    }
-                }
-                let _ = out.write_all(&buf).await;
-                let _ = out.flush().await;
-                buf.clear();
-            }
-        });
-        tx
-    });
+    let access_log = st.access_log.as_ref().map(access_log::AccessLog::spawn);
 
     let health_tasks = health::spawn_all(&state, &check_client);
     let shared = Arc::new(Shared {
@@ -119,7 +87,9 @@ async fn serve(
         registry: registry.clone(),
         access_log,
         response_header_timeout: st.timeouts.response_header,
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     for ep in &st.entry_points {
         let (name, addr) = (&ep.name, &ep.address);
@@ -142,6 +112,7 @@ async fn serve(
             ctx,
             shared.clone(),
             ep.header_timeout.unwrap_or(Duration::from_secs(30)),
+            stop_rx.clone(),
         ));
     }
     if let Some(addr) = &st.admin {
@@ -169,7 +140,18 @@ async fn serve(
     }
 
     shutdown_signal().await;
-    eprintln!("{}", json!({"betaroute": "stop"}));
+    // Graceful stop: no new connections; requests in flight get up to 10 s to finish.
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while shared.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "{}",
+        json!({"betaroute": "stop", "unfinished": shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)})
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -178,9 +160,14 @@ async fn accept_loop(
     entry_point: Arc<forward::EntryPointCtx>,
     shared: Arc<Shared>,
     header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
