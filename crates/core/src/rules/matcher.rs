@@ -196,7 +196,7 @@ impl Matcher {
             Matcher::ClientIp(net) => p.req.client_ip().is_some_and(|ip| net.contains(ip)),
             Matcher::Method(m) => p.req.method() == m,
             Matcher::Host(expr) => {
-                let h = p.host.as_str();
+                let h: &str = &p.host;
                 if h.is_empty() {
                     return false;
                 }

@@ -1,5 +1,6 @@
 //! What matching needs to know about a request, and its canonical forms (computed once).
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
@@ -23,19 +24,20 @@ pub trait RequestView {
 /// The request forms the matchers compare against, derived once per request.
 pub struct Prepared<'r, R: RequestView + ?Sized> {
     pub req: &'r R,
-    /// Lowercased host without port or IPv6 brackets (Traefik's canonical host).
-    pub host: String,
+    /// Lowercased host without port or IPv6 brackets (Traefik's canonical host). Borrowed from
+    /// the request when already canonical, as it almost always is.
+    pub host: Cow<'r, str>,
     /// The path with percent-encoded unreserved characters decoded (Traefik's routing path);
     /// `None` when the path's percent-encoding is invalid (then no path matcher matches).
-    pub path: Option<String>,
+    pub path: Option<Cow<'r, str>>,
     query: OnceCell<Vec<(String, String)>>,
 }
 
 impl<'r, R: RequestView + ?Sized> Prepared<'r, R> {
     pub fn new(req: &'r R) -> Self {
         Prepared {
-            host: canonical_host(req.host()),
-            path: routing_path(req.path()),
+            host: canonical_host_cow(req.host()),
+            path: routing_path_cow(req.path()),
             req,
             query: OnceCell::new(),
         }
@@ -50,6 +52,10 @@ impl<'r, R: RequestView + ?Sized> Prepared<'r, R> {
 
 /// Host without port, brackets or surrounding spaces, lowercased.
 pub fn canonical_host(authority: &str) -> String {
+    canonical_host_cow(authority).into_owned()
+}
+
+fn canonical_host_cow(authority: &str) -> Cow<'_, str> {
     let a = authority.trim();
     let host = if let Some(rest) = a.strip_prefix('[') {
         rest.split_once(']').map_or(a, |(h, _)| h)
@@ -58,7 +64,11 @@ pub fn canonical_host(authority: &str) -> String {
     } else {
         a // no port, or a bare IPv6 address
     };
-    host.to_ascii_lowercase()
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// RFC 3986 reserved characters plus `%`: their encoded forms stay encoded in the routing path,
@@ -70,8 +80,12 @@ fn is_reserved(b: u8) -> bool {
 /// Traefik's routing path: percent-encoded characters are decoded unless they are reserved.
 /// `PathPrefix(`/foo bar`)` thus matches `/foo%20bar`, and `%2F` never becomes a `/`.
 pub fn routing_path(path: &str) -> Option<String> {
+    routing_path_cow(path).map(Cow::into_owned)
+}
+
+fn routing_path_cow(path: &str) -> Option<Cow<'_, str>> {
     if !path.contains('%') {
-        return Some(path.to_owned());
+        return Some(Cow::Borrowed(path));
     }
     let b = path.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -93,7 +107,7 @@ pub fn routing_path(path: &str) -> Option<String> {
         }
         i += 3;
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
 /// Go's `url.ParseQuery`: pairs split on `&`, `+` is a space, percent-decoding; pairs containing

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use smallvec::SmallVec;
+
 use super::matcher::HostKey;
 use super::request::{Prepared, RequestView};
 use super::Rule;
@@ -106,8 +108,9 @@ impl<T> Table<T> {
         p: &Prepared<'_, R>,
     ) -> Option<&Router<T>> {
         let host = p.host.strip_suffix('.').unwrap_or(&p.host);
-        // At most: exact, one-label wildcard, each any-labels suffix, general.
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(4);
+        // At most: exact, one-label wildcard, each any-labels suffix, general. Inline storage: no
+        // allocation on the request path for ordinary hosts.
+        let mut lists: SmallVec<[&[u32]; 8]> = SmallVec::new();
         if let Some(l) = self.exact.get(host) {
             lists.push(l);
         }
@@ -129,7 +132,7 @@ impl<T> Table<T> {
         }
         lists.push(&self.general);
         // k-way merge in precedence order (every list is sorted by position).
-        let mut heads = vec![0usize; lists.len()];
+        let mut heads: SmallVec<[usize; 8]> = smallvec::smallvec![0; lists.len()];
         loop {
             let mut best: Option<(usize, u32)> = None;
             for (li, list) in lists.iter().enumerate() {

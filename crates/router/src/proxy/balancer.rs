@@ -15,8 +15,16 @@ pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Server {
     pub url: http::Uri,
-    /// `host:port` of the URL, for the Host header when `passHostHeader` is false.
+    /// The URL as text, for logs.
+    pub url_text: String,
+    /// `host:port` of the URL.
     pub authority: String,
+    /// The Host header sent when `passHostHeader` is false.
+    pub host_header: http::HeaderValue,
+    scheme: http::uri::Scheme,
+    authority_part: http::uri::Authority,
+    /// Path of the server URL, without a trailing `/` ("" for none): prefixed to request paths.
+    base_path: String,
     pub weight: u32,
     /// Result of the last active health check (true until a check says otherwise).
     pub healthy: AtomicBool,
@@ -34,6 +42,46 @@ fn now_ms() -> u64 {
 }
 
 impl Server {
+    pub fn new(url: http::Uri, weight: u32) -> Server {
+        let authority = url.authority().map(|a| a.to_string()).unwrap_or_default();
+        Server {
+            url_text: url.to_string(),
+            host_header: http::HeaderValue::from_str(&authority)
+                .unwrap_or(http::HeaderValue::from_static("localhost")),
+            scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
+            authority_part: url
+                .authority()
+                .cloned()
+                .unwrap_or_else(|| http::uri::Authority::from_static("localhost")),
+            base_path: url.path().trim_end_matches('/').to_owned(),
+            authority,
+            url,
+            weight,
+            healthy: AtomicBool::new(true),
+            down_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The URI of a request to this server: its scheme and authority, its path (if any) followed
+    /// by the request's path and query, untouched.
+    pub fn uri_for(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> http::Uri {
+        let pq = match (self.base_path.is_empty(), path_and_query) {
+            (true, Some(pq)) => pq.clone(),
+            (true, None) => http::uri::PathAndQuery::from_static("/"),
+            (false, pq) => {
+                let joined = format!("{}{}", self.base_path, pq.map_or("/", |p| p.as_str()));
+                joined
+                    .parse()
+                    .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"))
+            }
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority_part.clone());
+        parts.path_and_query = Some(pq);
+        http::Uri::from_parts(parts).unwrap_or_else(|_| self.url.clone())
+    }
+
     pub fn available(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
             && now_ms() >= self.down_until_ms.load(Ordering::Relaxed)
@@ -174,19 +222,7 @@ pub fn build(
                                     .find(|os| os.url == s.url && os.weight == s.weight)
                                     .cloned()
                             });
-                            reused.unwrap_or_else(|| {
-                                Arc::new(Server {
-                                    authority: s
-                                        .url
-                                        .authority()
-                                        .map(|a| a.to_string())
-                                        .unwrap_or_default(),
-                                    url: s.url.clone(),
-                                    weight: s.weight,
-                                    healthy: AtomicBool::new(true),
-                                    down_until_ms: AtomicU64::new(0),
-                                })
-                            })
+                            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight)))
                         })
                         .collect::<Vec<_>>();
                     let n = servers.len();
@@ -243,13 +279,10 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &w)| {
-                    Arc::new(Server {
-                        url: format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap(),
-                        authority: String::new(),
-                        weight: w,
-                        healthy: AtomicBool::new(true),
-                        down_until_ms: AtomicU64::new(0),
-                    })
+                    Arc::new(Server::new(
+                        format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                        w,
+                    ))
                 })
                 .collect(),
             health: None,

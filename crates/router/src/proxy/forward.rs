@@ -2,7 +2,7 @@
 //! ways), answer clearly when no server can.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +27,33 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 /// The routing header set by the edge; `true` puts a request in the beta cohort.
-pub const COHORT_HEADER: &str = "x-rikstv-beta";
+static COHORT: HeaderName = HeaderName::from_static("x-rikstv-beta");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// A connection's peer address, as text and as a header value: computed once per connection,
+/// not per request.
+pub struct PeerIp {
+    pub ip: IpAddr,
+    pub text: String,
+    pub value: HeaderValue,
+}
+
+impl PeerIp {
+    pub fn new(ip: IpAddr) -> PeerIp {
+        let text = ip.to_string();
+        let value = HeaderValue::from_str(&text).expect("an IP address is a valid header value");
+        PeerIp { ip, text, value }
+    }
+}
+
+/// A worker thread's connection pool to the backends.
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 pub struct Shared {
     pub state: ArcSwap<State>,
-    pub client: Client<HttpConnector, UpstreamBody>,
     pub registry: Arc<Registry>,
     pub access_log: Option<super::access_log::AccessLog>,
     pub response_header_timeout: Duration,
@@ -129,51 +151,67 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) and those the Connection header names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+    )
+}
+
+/// Removes hop-by-hop headers (RFC 9110 7.6.1), those the Connection header names, and, when
+/// `forwarded` is set, the X-Forwarded-* family. One pass over the (few) headers present instead
+/// of a hash lookup per name that might be: this runs twice per request.
+fn strip_hop_by_hop(h: &mut HeaderMap, forwarded: bool) {
+    // Empty in the common case, and an empty Vec does not allocate.
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in h.keys() {
+        if is_hop_by_hop(name) || (forwarded && FORWARDED.contains(&name.as_str())) {
+            doomed.push(name.clone());
+        }
     }
-    for n in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    ] {
+    if doomed.is_empty() {
+        return;
+    }
+    if h.contains_key(header::CONNECTION) {
+        for v in h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            for n in v.split(',') {
+                if let Ok(n) = HeaderName::from_bytes(n.trim().as_bytes()) {
+                    doomed.push(n);
+                }
+            }
+        }
+    }
+    for n in doomed {
         h.remove(n);
     }
 }
 
 pub async fn handle(
     shared: Arc<Shared>,
+    client: UpstreamClient,
     ep: Arc<EntryPointCtx>,
-    peer: SocketAddr,
+    peer_ip: Arc<PeerIp>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let _in_flight = InFlight::enter(&shared.in_flight);
     let state = shared.state.load_full();
     let (mut parts, body) = req.into_parts();
-    let client_ip = peer.ip();
+    let client_ip = peer_ip.ip;
     let entry_point = ep.name.as_str();
     let trusted = ep.forwarded.trusts(client_ip);
-    if !trusted {
-        // Traefik's default: X-Forwarded-* from an untrusted peer are not believed.
-        for h in FORWARDED {
-            parts.headers.remove(h);
-        }
-    }
     let forwarded_host = if trusted && ep.forwarded.use_forwarded_host {
         parts
             .headers
@@ -185,7 +223,7 @@ pub async fn handle(
     };
     let cohort = if parts
         .headers
-        .get(COHORT_HEADER)
+        .get(&COHORT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
     {
         Cohort::Beta
@@ -236,50 +274,36 @@ pub async fn handle(
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-    strip_hop_by_hop(&mut parts.headers);
-    let ip = client_ip.to_string();
+    // Traefik's default: X-Forwarded-* from an untrusted peer are not believed.
+    strip_hop_by_hop(&mut parts.headers, !trusted);
     let xff = match parts
         .headers
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", peer_ip.text)).ok(),
+        None => Some(peer_ip.value.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        parts.headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        parts.headers.insert("x-real-ip", v);
-    }
-    if !parts.headers.contains_key("x-forwarded-proto") {
+    parts
+        .headers
+        .insert(X_REAL_IP.clone(), peer_ip.value.clone());
+    if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
         parts
             .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if !parts.headers.contains_key("x-forwarded-host") {
+    if !parts.headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(h) = &original_host {
-            parts.headers.insert("x-forwarded-host", h.clone());
+            parts.headers.insert(X_FORWARDED_HOST.clone(), h.clone());
         }
     }
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-
-    let (result, server) = send(
-        &shared,
-        &target,
-        &parts,
-        body,
-        &path_and_query,
-        original_host.as_ref(),
-    )
-    .await;
+    let (result, server) = send(&shared, &client, &target, parts, body, original_host).await;
     let (resp, status) = match result {
         Ok(mut resp) => {
-            strip_hop_by_hop(resp.headers_mut());
+            strip_hop_by_hop(resp.headers_mut(), false);
             let status = resp.status().as_u16();
             (resp.map(Either::Left), status)
         }
@@ -293,7 +317,7 @@ pub async fn handle(
         &shared,
         entry_point,
         Some(&target),
-        server.as_deref(),
+        server.as_ref().map(|s| s.url_text.as_str()),
         cohort,
         &method,
         &path,
@@ -334,66 +358,60 @@ impl Failure {
 /// is retried once on another server.
 async fn send(
     shared: &Shared,
+    client: &UpstreamClient,
     target: &super::state::Target,
-    parts: &http::request::Parts,
+    mut parts: http::request::Parts,
     body: Incoming,
-    path_and_query: &str,
-    original_host: Option<&HeaderValue>,
-) -> (Result<Response<Incoming>, Failure>, Option<String>) {
+    original_host: Option<HeaderValue>,
+) -> (Result<Response<Incoming>, Failure>, Option<Arc<Server>>) {
     let Some(lb) = target.service.resolve() else {
         return (Err(Failure::NoServer), None);
     };
-    let Some(first) = lb.pick(None) else {
+    let Some(mut server) = lb.pick(None) else {
         return (Err(Failure::NoServer), None);
     };
     let replayable = body.is_end_stream();
+    // Headers are copied only when a second attempt is possible at all.
+    let can_retry = replayable && lb.servers.len() > 1;
+    let mut spare_headers = can_retry.then(|| parts.headers.clone());
+    let mut headers = Some(std::mem::take(&mut parts.headers));
+    let path_and_query = parts.uri.path_and_query().cloned();
     let mut body = Some(body);
-    let mut server: Arc<Server> = first;
     for attempt in 0..2 {
-        let mut req = Request::builder()
-            .method(parts.method.clone())
-            .uri(format!(
-                "{}{}",
-                server.url.to_string().trim_end_matches('/'),
-                path_and_query
-            ))
-            .version(http::Version::HTTP_11)
-            .body(if replayable {
-                Either::Right(Empty::new())
-            } else {
-                Either::Left(body.take().expect("sent once"))
-            })
-            .expect("valid request parts");
-        *req.headers_mut() = parts.headers.clone();
-        match (lb.pass_host_header, original_host) {
-            (true, Some(h)) => {
-                req.headers_mut().insert(header::HOST, h.clone());
-            }
-            _ => {
-                if let Ok(v) = HeaderValue::from_str(&server.authority) {
-                    req.headers_mut().insert(header::HOST, v);
-                }
-            }
-        }
-        let url = server.url.to_string();
-        match tokio::time::timeout(shared.response_header_timeout, shared.client.request(req)).await
-        {
-            Ok(Ok(resp)) => return (Ok(resp), Some(url)),
+        let mut req = Request::new(if replayable {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body.take().expect("a body is sent once"))
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = server.uri_for(path_and_query.as_ref());
+        *req.version_mut() = http::Version::HTTP_11;
+        *req.headers_mut() = headers
+            .take()
+            .or_else(|| spare_headers.take())
+            .unwrap_or_default();
+        let host = match (&original_host, lb.pass_host_header) {
+            (Some(h), true) => h.clone(),
+            _ => server.host_header.clone(),
+        };
+        req.headers_mut().insert(header::HOST, host);
+        match tokio::time::timeout(shared.response_header_timeout, client.request(req)).await {
+            Ok(Ok(resp)) => return (Ok(resp), Some(server)),
             Ok(Err(e)) if e.is_connect() => {
                 server.mark_failed();
-                if attempt == 0 && replayable {
+                if attempt == 0 && can_retry {
                     if let Some(next) = lb.pick(Some(&server)) {
                         server = next;
                         continue;
                     }
                 }
-                return (Err(Failure::Connect), Some(url));
+                return (Err(Failure::Connect), Some(server));
             }
-            Ok(Err(_)) => return (Err(Failure::Upstream), Some(url)),
-            Err(_) => return (Err(Failure::Timeout), Some(url)),
+            Ok(Err(_)) => return (Err(Failure::Upstream), Some(server)),
+            Err(_) => return (Err(Failure::Timeout), Some(server)),
         }
     }
-    (Err(Failure::Connect), None)
+    (Err(Failure::Connect), Some(server))
 }
 
 #[allow(clippy::too_many_arguments)]

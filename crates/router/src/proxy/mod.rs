@@ -1,5 +1,10 @@
 //! `betaroute serve`: the origin router. hyper/tokio underneath; routing is a pure table lookup
 //! over an immutable state that reloads swap atomically (`arc-swap`).
+//!
+//! Threads: one per core serves traffic, each with its own current-thread runtime, its own
+//! `SO_REUSEPORT` listener per entry point (the kernel spreads connections) and its own backend
+//! connection pool, so a request never crosses threads. A control thread runs health checks,
+//! reloads, the admin endpoint, the access log writer and signal handling.
 
 mod access_log;
 mod admin;
@@ -10,8 +15,10 @@ mod metrics;
 mod reload;
 mod state;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +32,7 @@ use tokio::net::TcpListener;
 
 use crate::config;
 use crate::error::CliError;
-use forward::Shared;
+use forward::{EntryPointCtx, Shared, UpstreamClient};
 use metrics::Registry;
 use state::State;
 
@@ -49,20 +56,87 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             json!({"betaroute": "config", "level": "warning", "message": w})
         );
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = rt
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let listeners = bind_entry_points(&st, threads)?;
+    let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(serve(st, routing))
+    control.block_on(serve(st, routing, listeners, threads))
+}
+
+/// Per entry point: its context, header timeout, and one listener per worker thread, all bound to
+/// the same address with `SO_REUSEPORT` (port 0 is resolved by the first).
+type Bound = Vec<(Arc<EntryPointCtx>, Duration, Vec<std::net::TcpListener>)>;
+
+fn bind_entry_points(st: &config::StaticConfig, threads: usize) -> Result<Bound, CliError> {
+    let mut out = Vec::new();
+    for ep in &st.entry_points {
+        let err = |e: std::io::Error| {
+            CliError::usage(format!(
+                "entry point {}: cannot listen on {}: {e}",
+                ep.name, ep.address
+            ))
+        };
+        let mut addr: SocketAddr = ep.address.parse().map_err(|_| {
+            CliError::usage(format!(
+                "entry point {}: bad address {}",
+                ep.name, ep.address
+            ))
+        })?;
+        let mut socks = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let sock = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )
+            .map_err(err)?;
+            sock.set_reuse_address(true).map_err(err)?;
+            sock.set_reuse_port(true).map_err(err)?;
+            sock.set_nonblocking(true).map_err(err)?;
+            sock.bind(&addr.into()).map_err(err)?;
+            sock.listen(1024).map_err(err)?;
+            let std_listener: std::net::TcpListener = sock.into();
+            addr = std_listener.local_addr().map_err(err)?;
+            socks.push(std_listener);
+        }
+        println!(
+            "{}",
+            json!({"betaroute": "listening", "entrypoint": ep.name, "address": addr.to_string()})
+        );
+        let ctx = Arc::new(EntryPointCtx {
+            name: ep.name.clone(),
+            forwarded: ep.forwarded.clone(),
+        });
+        out.push((
+            ctx,
+            ep.header_timeout.unwrap_or(Duration::from_secs(30)),
+            socks,
+        ));
+    }
+    Ok(out)
+}
+
+fn upstream_client(st: &config::StaticConfig) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(st.timeouts.dial));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(st.timeouts.idle_conn)
+        .pool_max_idle_per_host(256)
+        .timer(TokioTimer::new())
+        .build(connector)
 }
 
 async fn serve(
     st: config::StaticConfig,
     routing: config::RoutingConfig,
+    listeners: Bound,
+    threads: usize,
 ) -> Result<ExitCode, CliError> {
     let registry = Arc::new(Registry::default());
     let ep_names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
@@ -70,20 +144,11 @@ async fn serve(
 
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(st.timeouts.dial));
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(st.timeouts.idle_conn)
-        .pool_max_idle_per_host(256)
-        .timer(TokioTimer::new())
-        .build(connector.clone());
     let check_client: health::CheckClient = Client::builder(TokioExecutor::new()).build(connector);
-
     let access_log = st.access_log.as_ref().map(access_log::AccessLog::spawn);
-
     let health_tasks = health::spawn_all(&state, &check_client);
     let shared = Arc::new(Shared {
         state: ArcSwap::from_pointee(state),
-        client,
         registry: registry.clone(),
         access_log,
         response_header_timeout: st.timeouts.response_header,
@@ -91,30 +156,49 @@ async fn serve(
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
-    for ep in &st.entry_points {
-        let (name, addr) = (&ep.name, &ep.address);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            CliError::usage(format!("entry point {name}: cannot listen on {addr}: {e}"))
-        })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| CliError::usage(e.to_string()))?;
-        println!(
-            "{}",
-            json!({"betaroute": "listening", "entrypoint": name, "address": local.to_string()})
-        );
-        let ctx = Arc::new(forward::EntryPointCtx {
-            name: name.clone(),
-            forwarded: ep.forwarded.clone(),
-        });
-        tokio::spawn(accept_loop(
-            listener,
-            ctx,
-            shared.clone(),
-            ep.header_timeout.unwrap_or(Duration::from_secs(30)),
-            stop_rx.clone(),
-        ));
+    // One worker thread per core: listeners are split so that each thread gets one of each
+    // entry point's sockets.
+    let mut per_thread: Vec<Vec<(Arc<EntryPointCtx>, Duration, std::net::TcpListener)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (ctx, timeout, socks) in listeners {
+        for (i, sock) in socks.into_iter().enumerate() {
+            per_thread[i].push((ctx.clone(), timeout, sock));
+        }
     }
+    let mut workers = Vec::new();
+    for (i, mine) in per_thread.into_iter().enumerate() {
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        let st = st.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("betaroute-worker-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("{}", json!({"betaroute": "worker", "level": "error", "message": e.to_string()}));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let client = upstream_client(&st);
+                    for (ctx, timeout, sock) in mine {
+                        match TcpListener::from_std(sock) {
+                            Ok(l) => {
+                                tokio::spawn(accept_loop(l, ctx, shared.clone(), client.clone(), timeout, stop.clone()));
+                            }
+                            Err(e) => eprintln!("{}", json!({"betaroute": "worker", "level": "error", "message": e.to_string()})),
+                        }
+                    }
+                    let mut stop = stop;
+                    let _ = stop.changed().await;
+                    drain(&shared).await;
+                });
+            })
+            .map_err(|e| CliError::usage(format!("cannot start worker thread: {e}")))?;
+        workers.push(handle);
+    }
+
     if let Some(addr) = &st.admin {
         let listener = TcpListener::bind(addr)
             .await
@@ -142,23 +226,30 @@ async fn serve(
     shutdown_signal().await;
     // Graceful stop: no new connections; requests in flight get up to 10 s to finish.
     let _ = stop_tx.send(true);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while shared.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    drain(&shared).await;
+    for w in workers {
+        let _ = w.join();
     }
     eprintln!(
         "{}",
-        json!({"betaroute": "stop", "unfinished": shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)})
+        json!({"betaroute": "stop", "unfinished": shared.in_flight.load(Ordering::SeqCst)})
     );
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits until no request is in flight, for at most 10 s.
+async fn drain(shared: &Shared) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while shared.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    entry_point: Arc<forward::EntryPointCtx>,
+    entry_point: Arc<EntryPointCtx>,
     shared: Arc<Shared>,
+    client: UpstreamClient,
     header_timeout: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -182,8 +273,18 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let ep = entry_point.clone();
+        let client = client.clone();
+        let peer_ip = Arc::new(forward::PeerIp::new(peer.ip()));
         tokio::spawn(async move {
-            let svc = service_fn(move |req| forward::handle(shared.clone(), ep.clone(), peer, req));
+            let svc = service_fn(move |req| {
+                forward::handle(
+                    shared.clone(),
+                    client.clone(),
+                    ep.clone(),
+                    peer_ip.clone(),
+                    req,
+                )
+            });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
