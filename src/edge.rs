@@ -259,14 +259,13 @@ async fn forward(
             .delete(name)
             .map_err(|e| format!("removing {name}: {e:?}"))?;
     }
-    if cfg.origin.is_some() {
-        // The origin sees its own host in the URL; keep the client's (the authority of the URL
-        // the edge was called with, which is what Cloudflare routed on) for routing and logs.
-        let incoming_url = incoming.url();
-        let (proto, authority, _) = split_url(&incoming_url);
-        let _ = headers.set("x-forwarded-host", authority);
-        let _ = headers.set("x-forwarded-proto", proto);
-    }
+    // Always overwritten, never passed on from the client: the origin router may route on
+    // X-Forwarded-Host from the edge (useForwardedHost), so a client must not be able to set it.
+    // The value is the authority of the URL the edge was called with (what Cloudflare routed on).
+    let incoming_url = incoming.url();
+    let (proto, authority, _) = split_url(&incoming_url);
+    let _ = headers.set("x-forwarded-host", authority);
+    let _ = headers.set("x-forwarded-proto", proto);
     for (name, value) in &decision.inject {
         headers
             .set(name, value)

@@ -204,6 +204,13 @@ describe("forwarding", () => {
     assert.equal(res.headers.get("location"), "/elsewhere");
   });
 
+  test("client-sent X-Forwarded-Host and -Proto are overwritten, not passed on", async () => {
+    const { got } = await send("/", { headers: { "X-Forwarded-Host": "evil.example.com", "X-Forwarded-Proto": "gopher" } });
+    const values = (name) => got.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1].toLowerCase() === name);
+    assert.deepEqual(values("x-forwarded-host"), ["api.example.com"]);
+    assert.deepEqual(values("x-forwarded-proto"), ["https"]);
+  });
+
   test("methods and other headers are forwarded", async () => {
     const { got } = await send("/thing", { method: "PUT", body: "x", headers: { "x-custom": "kept", accept: "text/plain" } });
     assert.equal(got.method, "PUT");
