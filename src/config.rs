@@ -5,10 +5,11 @@
 //! falls back to the safe side (no key usable means nobody is beta).
 
 use betaroute_core::claims::ClaimsPolicy;
+use betaroute_core::signature::{self, RoutingKey};
 use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 12] = [
+pub const VAR_NAMES: [&str; 15] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -21,6 +22,9 @@ pub const VAR_NAMES: [&str; 12] = [
     "TOKEN_COOKIE",
     "ROUTING_HEADERS",
     "BETAROUTE_PREFIX",
+    "ROUTING_SIGNING_KEYS",
+    "ROUTING_SIGNING_KID",
+    "SIGNATURE_HEADER",
 ];
 
 /// Raw values of [`VAR_NAMES`], as read from the environment. Compared to detect a change.
@@ -48,8 +52,13 @@ pub struct EdgeConfig {
     /// The verifier, or why there is none (then every request is main, reason `config_error`).
     pub verifier: Result<Verifier, String>,
     pub beta: BetaPolicy,
-    /// Header names stripped from every client request.
+    /// Header names stripped from every client request (routing headers and the signature header).
     pub strip: HeaderPolicy,
+    /// Routing header names the signature covers, in signing order.
+    pub routing_names: Vec<String>,
+    /// Key that signs routing decisions, if configured.
+    pub signer: Option<RoutingKey>,
+    pub signature_header: String,
     pub token_cookie: Option<String>,
     /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
     pub prefix: String,
@@ -89,13 +98,40 @@ impl EdgeConfig {
             },
         };
 
-        let mut strip_names = vec![beta.header.clone()];
-        strip_names.extend(
+        let mut routing_names = vec![beta.header.clone()];
+        routing_names.extend(
             list(vars.get("ROUTING_HEADERS"))
                 .filter(|h| is_token(h))
                 .map(str::to_owned),
         );
-        let strip = HeaderPolicy::new(strip_names);
+        let signature_header = match vars.get("SIGNATURE_HEADER") {
+            Some(h) if is_token(h) => h.to_owned(),
+            Some(h) => {
+                problems.push(format!(
+                    "SIGNATURE_HEADER {h:?} is not a valid header name; using {}",
+                    signature::DEFAULT_HEADER
+                ));
+                signature::DEFAULT_HEADER.to_owned()
+            }
+            None => signature::DEFAULT_HEADER.to_owned(),
+        };
+        let strip = HeaderPolicy::new(routing_names.iter().chain([&signature_header]));
+        let signer = vars.get("ROUTING_SIGNING_KEYS").and_then(|json| match RoutingKey::from_jwks(json) {
+            Ok(keys) => match vars.get("ROUTING_SIGNING_KID") {
+                None => keys.into_iter().next(),
+                Some(kid) => {
+                    let found = keys.into_iter().find(|k| k.kid == kid);
+                    if found.is_none() {
+                        problems.push(format!("ROUTING_SIGNING_KID {kid:?} is not in ROUTING_SIGNING_KEYS: routing decisions are not signed"));
+                    }
+                    found
+                }
+            },
+            Err(e) => {
+                problems.push(format!("ROUTING_SIGNING_KEYS: {e}: routing decisions are not signed"));
+                None
+            }
+        });
 
         let leeway = match vars.get("JWT_LEEWAY_SECONDS") {
             None => 60,
@@ -146,6 +182,9 @@ impl EdgeConfig {
             verifier,
             beta,
             strip,
+            routing_names,
+            signer,
+            signature_header,
             token_cookie: vars.get("TOKEN_COOKIE").map(str::to_owned),
             prefix,
             problems,

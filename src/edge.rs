@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use betaroute_core::alg::Family;
+use betaroute_core::signature;
 use betaroute_core::source::{self, Found};
 use betaroute_core::{native, Decision, Reason, Rejection};
 use js_sys::Reflect;
@@ -270,6 +271,35 @@ async fn forward(
         headers
             .set(name, value)
             .map_err(|e| format!("setting {name}: {e:?}"))?;
+    }
+    if let Some(key) = &cfg.signer {
+        // Sign what the origin router will see: the routing headers as set now (or absent), the
+        // method, the host it routes on (X-Forwarded-Host, set above) and the path as forwarded.
+        let (_, _, path_and_query) = split_url(&incoming_url);
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p);
+        let values: Vec<Option<String>> = cfg
+            .routing_names
+            .iter()
+            .map(|n| headers.get(n).ok().flatten())
+            .collect();
+        let pairs: Vec<(&str, Option<&str>)> = cfg
+            .routing_names
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(|v| v.as_deref()))
+            .collect();
+        let method = incoming.method();
+        let req = signature::Request {
+            method: &method,
+            host: authority,
+            path: if path.is_empty() { "/" } else { path },
+        };
+        let value = signature::sign(key, (js_sys::Date::now() / 1000.0) as u64, &req, &pairs);
+        headers
+            .set(&cfg.signature_header, &value)
+            .map_err(|e| format!("setting the signature: {e:?}"))?;
     }
     let global = js_sys::global();
     let fetch = Reflect::get(&global, &"fetch".into()).map_err(|_| "no fetch".to_string())?;

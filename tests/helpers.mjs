@@ -151,7 +151,7 @@ export function spawnUntil(cmd, args, { ready, env, cwd = ROOT, timeoutMs = 6000
  * Starts `betaroute serve` with the given dynamic configuration (YAML) behind an entry point
  * that trusts the local edge's X-Forwarded-* headers. Returns { web, admin, stop }.
  */
-export async function startRouter(dynamicYaml) {
+export async function startRouter(dynamicYaml, extraEntryPointToml = "") {
   const dir = mkdtempSync(path.join(tmpdir(), "betaroute-router-"));
   writeFileSync(path.join(dir, "dynamic.yaml"), dynamicYaml);
   writeFileSync(
@@ -162,6 +162,7 @@ export async function startRouter(dynamicYaml) {
       "[entryPoints.web.forwardedHeaders]",
       'trustedIPs = ["127.0.0.1/32", "::1"]',
       "useForwardedHost = true",
+      extraEntryPointToml,
       "[admin]",
       'address = "127.0.0.1:0"',
       "[providers.file]",

@@ -11,6 +11,7 @@
 //! - [`headers`]: which client-sent header names count as routing headers.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
 //! - [`rules`]: the Traefik v3 rule engine and the compiled route table.
+//! - [`signature`]: signed routing decisions between the edge and the origin router.
 //!
 //! # Design choices
 //! - The algorithm is pinned by key configuration: a key's `alg`, or its type and size,
@@ -30,6 +31,7 @@ pub mod jws;
 pub mod native;
 #[cfg(feature = "rules")]
 pub mod rules;
+pub mod signature;
 pub mod source;
 pub mod verify;
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use betaroute_core::rules::IpNet;
+use betaroute_core::signature::{self, Freshness, RoutingKey};
+use betaroute_core::HeaderPolicy;
 
 use super::compile::{compile, RoutingConfig};
 use super::model::{DynamicFile, HttpCfg, StaticFile};
@@ -126,6 +128,49 @@ pub struct EntryPoint {
     pub address: String,
     pub header_timeout: Option<Duration>,
     pub forwarded: Forwarded,
+    pub routing: RoutingTrust,
+}
+
+/// How an entry point treats routing headers sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustMode {
+    /// Believe them as they are (only the edge can reach this entry point).
+    Any,
+    /// Always remove them.
+    Strip,
+    /// Keep them only under a valid, fresh signature from the edge.
+    Signed,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingTrust {
+    pub mode: TrustMode,
+    /// Routing header names, lowercased.
+    pub names: Vec<String>,
+    /// Matches routing headers and the signature header in any case and with `_` for `-`.
+    pub policy: HeaderPolicy,
+    /// Signature header name, lowercased.
+    pub signature_header: String,
+    pub keys: Vec<RoutingKey>,
+    pub fresh: Freshness,
+}
+
+impl Default for RoutingTrust {
+    fn default() -> Self {
+        let names = vec!["x-rikstv-beta".to_owned()];
+        let signature_header = signature::DEFAULT_HEADER.to_ascii_lowercase();
+        RoutingTrust {
+            mode: TrustMode::Any,
+            policy: HeaderPolicy::new(names.iter().chain([&signature_header])),
+            names,
+            signature_header,
+            keys: Vec::new(),
+            fresh: Freshness {
+                max_age: 30,
+                skew: 5,
+            },
+        }
+    }
 }
 
 /// Whose X-Forwarded-* headers to believe.
@@ -226,7 +271,12 @@ pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
                 }
             }
         }
+        let routing = match &ep.routing_headers {
+            None => RoutingTrust::default(),
+            Some(rh) => routing_trust(&src, name, rh, &resolve, &mut errors),
+        };
         entry_points.push(EntryPoint {
+            routing,
             name: name.clone(),
             address: addr,
             header_timeout: timeout,
@@ -371,4 +421,83 @@ pub fn load_dynamic(
     }
     let parts: Vec<(&Located, &HttpCfg)> = sources.iter().map(|(s, h)| (s, h)).collect();
     compile(&parts)
+}
+
+fn routing_trust(
+    src: &Located,
+    ep: &str,
+    rh: &super::model::RoutingHeadersCfg,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    errors: &mut Vec<ConfigError>,
+) -> RoutingTrust {
+    let mut t = RoutingTrust::default();
+    if let Some(names) = &rh.names {
+        t.names = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    }
+    if let Some(h) = &rh.signature_header {
+        t.signature_header = h.to_ascii_lowercase();
+    }
+    t.policy = HeaderPolicy::new(t.names.iter().chain([&t.signature_header]));
+    if let Some(file) = &rh.keys_file {
+        let path = resolve(file);
+        match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|j| RoutingKey::from_jwks(&j))
+        {
+            Ok(keys) => t.keys = keys,
+            Err(e) => errors.push(src.error(
+                src.find(ep, file),
+                format!(
+                    "entry point {ep}: routingHeaders.keysFile {}: {e}",
+                    path.display()
+                ),
+            )),
+        }
+    }
+    let secs = |d: &Option<super::model::DurationCfg>,
+                what: &str,
+                errors: &mut Vec<ConfigError>|
+     -> Option<u64> {
+        match d.as_ref().map(|d| d.parse()) {
+            Some(Ok(v)) => Some(v.as_secs()),
+            Some(Err(e)) => {
+                errors.push(src.error(
+                    src.find(ep, what),
+                    format!("entry point {ep}: routingHeaders.{what}: {e}"),
+                ));
+                None
+            }
+            None => None,
+        }
+    };
+    if let Some(v) = secs(&rh.max_age, "maxAge", errors) {
+        t.fresh.max_age = v;
+    }
+    if let Some(v) = secs(&rh.clock_skew, "clockSkew", errors) {
+        t.fresh.skew = v;
+    }
+    t.mode = match rh.trust.as_deref() {
+        None if !t.keys.is_empty() || rh.keys_file.is_some() => TrustMode::Signed,
+        None | Some("any") => TrustMode::Any,
+        Some("strip") => TrustMode::Strip,
+        Some("signed") => {
+            if rh.keys_file.is_none() {
+                errors.push(src.error(
+                    src.find(ep, "signed"),
+                    format!("entry point {ep}: routingHeaders.trust = \"signed\" needs keysFile"),
+                ));
+            }
+            TrustMode::Signed
+        }
+        Some(other) => {
+            errors.push(src.error(
+                src.find(ep, other),
+                format!(
+                    "entry point {ep}: routingHeaders.trust {other:?} is not signed, any or strip"
+                ),
+            ));
+            TrustMode::Strip
+        }
+    };
+    t
 }

@@ -30,6 +30,25 @@ pub struct EntryPointCfg {
     /// Read timeout for request headers, e.g. `10s`.
     pub header_timeout: Option<DurationCfg>,
     pub forwarded_headers: Option<ForwardedHeadersCfg>,
+    pub routing_headers: Option<RoutingHeadersCfg>,
+}
+
+/// Which routing headers (e.g. `X-RiksTV-Beta`) the router believes, and how it checks the edge's
+/// signature over them (betaroute; Traefik has no equivalent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingHeadersCfg {
+    /// Routing header names (default `["X-RiksTV-Beta"]`).
+    pub names: Option<Vec<String>>,
+    /// `signed` (default when keys are configured), `any` (default otherwise) or `strip`.
+    pub trust: Option<String>,
+    pub signature_header: Option<String>,
+    /// A JWKS of `oct` keys (kid + k), the same the edge's ROUTING_SIGNING_KEYS holds.
+    pub keys_file: Option<String>,
+    /// How old a signature may be.
+    pub max_age: Option<DurationCfg>,
+    /// Clock difference tolerated between edge and router.
+    pub clock_skew: Option<DurationCfg>,
 }
 
 /// Traefik's `entryPoints.NAME.forwardedHeaders`, plus `useForwardedHost` (betaroute).

@@ -16,9 +16,12 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 
+use betaroute_core::signature::{self, Rejected};
+
 use super::balancer::Server;
 use super::metrics::{Cohort, Registry};
 use super::state::State;
+use crate::config::load::{RoutingTrust, TrustMode};
 
 /// Response bodies: the backend's, streamed, or one of ours.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -81,6 +84,82 @@ impl Drop for InFlight<'_> {
 pub struct EntryPointCtx {
     pub name: String,
     pub forwarded: crate::config::load::Forwarded,
+    pub routing: RoutingTrust,
+}
+
+/// Applies the entry point's trust in routing headers, before anything looks at them: removes
+/// what is not vouched for, and the signature header itself (backends never see it). Returns why
+/// a signature was refused, for the metrics.
+fn apply_routing_trust(t: &RoutingTrust, parts: &mut http::request::Parts) -> Option<Rejected> {
+    let sig_name = t.signature_header.as_str();
+    if t.mode == TrustMode::Any {
+        parts.headers.remove(sig_name);
+        return None;
+    }
+    let mut rejected = None;
+    let covered: Vec<String> = match (
+        t.mode,
+        parts.headers.get(sig_name).and_then(|v| v.to_str().ok()),
+    ) {
+        (TrustMode::Signed, Some(value)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            // The host the edge saw and signed: X-Forwarded-Host when it set one, else Host.
+            let host = header("x-forwarded-host")
+                .map(|h| h.split(',').next().unwrap_or("").trim().to_owned())
+                .or_else(|| header("host"))
+                .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+                .unwrap_or_default();
+            let req = signature::Request {
+                method: parts.method.as_str(),
+                host: &host,
+                path: parts.uri.path(),
+            };
+            match signature::verify(&t.keys, value, now, t.fresh, &req, header) {
+                // Only names that are routing headers here are honoured.
+                Ok(names) => names
+                    .into_iter()
+                    .filter(|n| t.names.iter().any(|r| r == n))
+                    .map(str::to_owned)
+                    .collect(),
+                Err(r) => {
+                    rejected = Some(r);
+                    Vec::new()
+                }
+            }
+        }
+        (TrustMode::Signed, None) => {
+            if parts
+                .headers
+                .keys()
+                .any(|n| t.policy.is_routing_header(n.as_str()))
+            {
+                rejected = Some(Rejected::Missing);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    let doomed: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|n| {
+            t.policy.is_routing_header(n.as_str()) && !covered.iter().any(|c| c == n.as_str())
+        })
+        .cloned()
+        .collect();
+    for n in doomed {
+        parts.headers.remove(n);
+    }
+    rejected
 }
 
 /// The X-Forwarded-* headers betaroute sets; from untrusted peers they are replaced.
@@ -211,6 +290,9 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let client_ip = peer_ip.ip;
     let entry_point = ep.name.as_str();
+    if let Some(reason) = apply_routing_trust(&ep.routing, &mut parts) {
+        shared.registry.signature_rejected(entry_point, reason);
+    }
     let trusted = ep.forwarded.trusts(client_ip);
     let forwarded_host = if trusted && ep.forwarded.use_forwarded_host {
         parts

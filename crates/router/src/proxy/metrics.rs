@@ -68,9 +68,21 @@ pub struct Registry {
     pub reloads_failed: AtomicU64,
     /// Last reload failure counter snapshot is enough for alerts: 1 when the last reload failed.
     pub last_reload_failed: AtomicU64,
+    /// Refused routing signatures by (entry point, reason). Rare: a lock is fine.
+    signatures: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Registry {
+    pub fn signature_rejected(
+        &self,
+        entry_point: &str,
+        reason: betaroute_core::signature::Rejected,
+    ) {
+        let mut m = self.signatures.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((entry_point.to_owned(), reason.code()))
+            .or_default() += 1;
+    }
+
     /// The metrics of a route, created on first use and kept across reloads.
     pub fn route(&self, entry_point: &str, router: &str, service: &str) -> Arc<RouteMetrics> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,6 +164,19 @@ impl Registry {
                 esc(service),
                 esc(url),
                 u8::from(*up)
+            );
+        }
+        out.push_str("# HELP betaroute_signature_rejected_total Routing headers removed because their signature was missing or invalid, by reason.\n# TYPE betaroute_signature_rejected_total counter\n");
+        for ((ep, reason), n) in self
+            .signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "betaroute_signature_rejected_total{{entrypoint=\"{}\",reason=\"{reason}\"}} {n}",
+                esc(ep)
             );
         }
         out.push_str("# HELP betaroute_config_reloads_total Configuration reloads by result.\n# TYPE betaroute_config_reloads_total counter\n");

@@ -111,6 +111,7 @@ fn bind_entry_points(st: &config::StaticConfig, threads: usize) -> Result<Bound,
         let ctx = Arc::new(EntryPointCtx {
             name: ep.name.clone(),
             forwarded: ep.forwarded.clone(),
+            routing: ep.routing.clone(),
         });
         out.push((
             ctx,
