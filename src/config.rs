@@ -9,7 +9,7 @@ use betaroute_core::signature::{self, RoutingKey};
 use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 15] = [
+pub const VAR_NAMES: [&str; 20] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -25,7 +25,46 @@ pub const VAR_NAMES: [&str; 15] = [
     "ROUTING_SIGNING_KEYS",
     "ROUTING_SIGNING_KID",
     "SIGNATURE_HEADER",
+    "JWT_JWKS_URL",
+    "JWKS_CACHE_MIN_SECONDS",
+    "JWKS_CACHE_MAX_SECONDS",
+    "JWKS_REFRESH_INTERVAL_SECONDS",
+    "JWKS_FETCH_TIMEOUT_MS",
 ];
+
+/// Where remote keys come from and how long they are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSettings {
+    pub url: String,
+    /// Bounds on the lifetime taken from the response's Cache-Control max-age.
+    pub min_ttl: u64,
+    pub max_ttl: u64,
+    /// At most one fetch per interval, whatever triggers it (expiry, unknown kid, failures).
+    pub refresh_interval: u64,
+    pub timeout_ms: u64,
+}
+
+impl JwksSettings {
+    /// The lifetime of a fetched key set: Cache-Control `max-age` clamped to the bounds;
+    /// `no-store`, `no-cache` or no max-age give the lower bound.
+    pub fn ttl(&self, cache_control: Option<&str>) -> u64 {
+        let cc = cache_control.unwrap_or("").to_ascii_lowercase();
+        let max_age = if cc.contains("no-store") || cc.contains("no-cache") {
+            None
+        } else {
+            cc.split(',').find_map(|d| {
+                d.trim()
+                    .strip_prefix("max-age=")?
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        max_age
+            .unwrap_or(self.min_ttl)
+            .clamp(self.min_ttl, self.max_ttl.max(self.min_ttl))
+    }
+}
 
 /// Raw values of [`VAR_NAMES`], as read from the environment. Compared to detect a change.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,8 +88,10 @@ impl Vars {
 pub struct EdgeConfig {
     /// Base URL requests are forwarded to (no trailing slash); `None`: the request's own URL.
     pub origin: Option<String>,
-    /// The verifier, or why there is none (then every request is main, reason `config_error`).
-    pub verifier: Result<Verifier, String>,
+    /// The verifier over `JWT_KEYS`, or why there is none (then every request is main, reason
+    /// `config_error`). With `JWT_JWKS_URL`, remote keys are added to it at request time.
+    pub verifier: Result<std::rc::Rc<Verifier>, String>,
+    pub jwks: Option<JwksSettings>,
     pub beta: BetaPolicy,
     /// Header names stripped from every client request (routing headers and the signature header).
     pub strip: HeaderPolicy,
@@ -151,7 +192,31 @@ impl EdgeConfig {
                 Some("true" | "1" | "yes")
             ),
         };
-        let verifier = build_verifier(vars, claims);
+        let jwks = vars.get("JWT_JWKS_URL").and_then(|url| {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                problems.push(format!(
+                    "JWT_JWKS_URL {url:?} is not an http(s) URL: ignored"
+                ));
+                return None;
+            }
+            let mut num = |name: &str, default: u64| match vars.get(name) {
+                None => default,
+                Some(v) => v.parse().unwrap_or_else(|_| {
+                    problems.push(format!(
+                        "{name} {v:?} is not a whole number; using {default}"
+                    ));
+                    default
+                }),
+            };
+            Some(JwksSettings {
+                url: url.to_owned(),
+                min_ttl: num("JWKS_CACHE_MIN_SECONDS", 300),
+                max_ttl: num("JWKS_CACHE_MAX_SECONDS", 86_400),
+                refresh_interval: num("JWKS_REFRESH_INTERVAL_SECONDS", 30),
+                timeout_ms: num("JWKS_FETCH_TIMEOUT_MS", 3000),
+            })
+        });
+        let verifier = build_verifier(vars, claims, jwks.is_some()).map(std::rc::Rc::new);
         match &verifier {
             Ok(v) => problems.extend(
                 v.keys()
@@ -180,6 +245,7 @@ impl EdgeConfig {
         EdgeConfig {
             origin,
             verifier,
+            jwks,
             beta,
             strip,
             routing_names,
@@ -192,7 +258,11 @@ impl EdgeConfig {
     }
 }
 
-fn build_verifier(vars: &Vars, claims: ClaimsPolicy) -> Result<Verifier, String> {
+fn build_verifier(
+    vars: &Vars,
+    claims: ClaimsPolicy,
+    remote_keys: bool,
+) -> Result<Verifier, String> {
     let allowed_algs = match vars.get("JWT_ALGORITHMS") {
         None => None,
         Some(v) => Some(
@@ -205,10 +275,12 @@ fn build_verifier(vars: &Vars, claims: ClaimsPolicy) -> Result<Verifier, String>
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
-    let keys = vars
-        .get("JWT_KEYS")
-        .ok_or("JWT_KEYS is not set: no token can be verified")?;
-    let keys = KeySet::from_json(keys).map_err(|e| format!("JWT_KEYS: {e}"))?;
+    let keys = match vars.get("JWT_KEYS") {
+        Some(keys) => KeySet::from_json(keys).map_err(|e| format!("JWT_KEYS: {e}"))?,
+        // Only remote keys: start from an empty set.
+        None if remote_keys => KeySet::default(),
+        None => return Err("JWT_KEYS is not set: no token can be verified".into()),
+    };
     Ok(Verifier::new(
         keys,
         VerifyPolicy {
@@ -327,6 +399,22 @@ mod tests {
         assert_eq!(c.origin, None);
         assert!(c.verifier.as_ref().unwrap_err().starts_with("JWT_KEYS"));
         assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn jwks_lifetime_from_cache_control() {
+        let s = JwksSettings {
+            url: "https://x".into(),
+            min_ttl: 60,
+            max_ttl: 3600,
+            refresh_interval: 30,
+            timeout_ms: 3000,
+        };
+        assert_eq!(s.ttl(Some("public, max-age=600")), 600);
+        assert_eq!(s.ttl(Some("max-age=5")), 60);
+        assert_eq!(s.ttl(Some("max-age=999999")), 3600);
+        assert_eq!(s.ttl(Some("no-store")), 60);
+        assert_eq!(s.ttl(None), 60);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Env, Request, Response};
 
 use crate::config::{upstream_url, EdgeConfig, Vars, VAR_NAMES};
-use crate::webcrypto;
+use crate::{jwks, webcrypto};
 
 /// The configuration in use, with the raw values it was parsed from and a generation number
 /// that keys the WebCrypto key cache.
@@ -58,7 +58,7 @@ fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
                 json!({"betaroute": "config", "level": "error", "problem": problem})
             );
         }
-        webcrypto::forget_keys_before(generation);
+        webcrypto::forget_keys_before(key_generation(generation, 0));
         *loaded = Some(Loaded {
             vars,
             generation,
@@ -106,11 +106,47 @@ async fn decide(req: &Request, cfg: &EdgeConfig, generation: u64) -> Outcome {
         Found::Ambiguous(why) => return Outcome::main(Reason::Malformed, why),
         Found::Token(t) => t,
     };
-    let verifier = match &cfg.verifier {
-        Ok(v) => v,
-        Err(e) => return Outcome::main(Reason::ConfigError, e.as_str()),
+    // Inline keys, or inline plus remote (JWT_JWKS_URL).
+    let (verifier, remote) = match &cfg.jwks {
+        None => match &cfg.verifier {
+            Ok(v) => (v.clone(), 0),
+            Err(e) => return Outcome::main(Reason::ConfigError, e.as_str()),
+        },
+        Some(settings) => match jwks::verifier(cfg, settings, generation, false).await {
+            Ok(found) => found,
+            Err(e) => return Outcome::main(Reason::ConfigError, e),
+        },
     };
-    let pending = match verifier.begin(token) {
+    match verifier.begin(token) {
+        Err(r) if r.reason == Reason::UnknownKid && cfg.jwks.is_some() => {
+            // The keys may have rotated: refresh (rate-limited) and try once more with new keys.
+            let settings = cfg.jwks.as_ref().expect("checked above");
+            match jwks::verifier(cfg, settings, generation, true).await {
+                Ok((fresh, fresh_remote)) if fresh_remote != remote => {
+                    let retry = fresh.begin(token);
+                    finish_with(cfg, &fresh, key_generation(generation, fresh_remote), retry).await
+                }
+                _ => Outcome::rejected(r),
+            }
+        }
+        pending => finish_with(cfg, &verifier, key_generation(generation, remote), pending).await,
+    }
+}
+
+/// Keys the WebCrypto key cache: changes with the configuration and with every JWKS refresh, so a
+/// key imported for one key set is never used for another.
+pub fn key_generation(config: u64, remote: u64) -> u64 {
+    (config << 32) | (remote & 0xffff_ffff)
+}
+
+/// Checks the signature of a parsed token against its candidate keys, then its claims.
+async fn finish_with(
+    cfg: &EdgeConfig,
+    verifier: &betaroute_core::Verifier,
+    generation: u64,
+    pending: Result<betaroute_core::Pending, Rejection>,
+) -> Outcome {
+    let pending = match pending {
         Ok(p) => p,
         Err(r) => return Outcome::rejected(r),
     };

@@ -11,7 +11,9 @@
 
 pub mod config;
 #[cfg(target_arch = "wasm32")]
-mod edge;
+pub mod edge;
+#[cfg(target_arch = "wasm32")]
+mod jwks;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;
 

@@ -121,6 +121,17 @@ impl Verifier {
         &self.keys
     }
 
+    /// The same policy over this verifier's keys plus `extra` (e.g. keys fetched from a JWKS URL).
+    pub fn with_extra_keys(&self, extra: &KeySet) -> Verifier {
+        let mut keys = self.keys.clone();
+        keys.keys.extend(extra.keys.iter().cloned());
+        keys.skipped.extend(extra.skipped.iter().cloned());
+        Verifier {
+            keys,
+            policy: self.policy.clone(),
+        }
+    }
+
     pub fn policy(&self) -> &VerifyPolicy {
         &self.policy
     }
