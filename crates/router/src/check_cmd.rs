@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config;
 use crate::error::CliError;
 use crate::route_cmd::load_routing;
+use betaroute_router::config;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 mod check_cmd;
-mod config;
 mod error;
 mod keygen;
 mod mint;

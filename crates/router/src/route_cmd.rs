@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use betaroute_core::rules::{Router, Rule, SimpleRequest, Table};
 use serde_json::json;
 
-use crate::config::{self, ConfigErrors};
 use crate::error::CliError;
+use betaroute_router::config::{self, ConfigErrors};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["config", "rule"])))]

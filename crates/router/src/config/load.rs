@@ -78,10 +78,14 @@ fn is_yaml(path: &Path) -> bool {
 
 /// Deserializes a file as TOML or YAML (by extension), with located syntax errors.
 fn parse<T: DeserializeOwned + Default>(path: &Path, src: &Located) -> Result<T, ConfigError> {
+    parse_as(is_yaml(path), src)
+}
+
+fn parse_as<T: DeserializeOwned + Default>(yaml: bool, src: &Located) -> Result<T, ConfigError> {
     if src.text.trim().is_empty() {
         return Ok(T::default());
     }
-    if is_yaml(path) {
+    if yaml {
         serde_yaml::from_str(&src.text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let message = e.to_string();
@@ -500,4 +504,20 @@ fn routing_trust(
         }
     };
     t
+}
+
+/// Validates dynamic configuration given as text (for tools and fuzzing; files go through
+/// [`load_dynamic`], which uses the same parser and validation).
+pub fn parse_dynamic_str(
+    name: &str,
+    text: &str,
+    yaml: bool,
+) -> Result<RoutingConfig, ConfigErrors> {
+    let src = Located {
+        file: name.to_owned(),
+        text: text.to_owned(),
+    };
+    let f: DynamicFile = parse_as(yaml, &src)?;
+    let http = f.http.unwrap_or_default();
+    compile(&[(&src, &http)])
 }

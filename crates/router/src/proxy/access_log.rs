@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::config::load::AccessLog as AccessLogCfg;
+use betaroute_router::config::load::AccessLog as AccessLogCfg;
 
 /// What is logged of one request.
 pub struct Entry<'a> {

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use super::balancer::Service;
 use super::forward::Shared;
-use crate::config::ServiceSpec;
+use betaroute_router::config::ServiceSpec;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {

@@ -21,7 +21,7 @@ use betaroute_core::signature::{self, Rejected};
 use super::balancer::Server;
 use super::metrics::{Cohort, Registry};
 use super::state::State;
-use crate::config::load::{RoutingTrust, TrustMode};
+use betaroute_router::config::load::{RoutingTrust, TrustMode};
 
 /// Response bodies: the backend's, streamed, or one of ours.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -83,7 +83,7 @@ impl Drop for InFlight<'_> {
 /// An entry point's identity and trust settings, shared by its connections.
 pub struct EntryPointCtx {
     pub name: String,
-    pub forwarded: crate::config::load::Forwarded,
+    pub forwarded: betaroute_router::config::load::Forwarded,
     pub routing: RoutingTrust,
 }
 

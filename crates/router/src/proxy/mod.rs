@@ -30,8 +30,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config;
 use crate::error::CliError;
+use betaroute_router::config;
 use forward::{EntryPointCtx, Shared, UpstreamClient};
 use metrics::Registry;
 use state::State;

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use super::forward::Shared;
 use super::health::{self, CheckClient};
 use super::state::{self, State};
-use crate::config::{self, StaticConfig};
+use betaroute_router::config::{self, StaticConfig};
 
 pub struct Reloader {
     st: StaticConfig,

@@ -8,7 +8,7 @@ use betaroute_core::rules::{Router, Table};
 
 use super::balancer::{self, Service};
 use super::metrics::{Registry, RouteMetrics};
-use crate::config::RoutingConfig;
+use betaroute_router::config::RoutingConfig;
 
 /// What a matched router leads to.
 #[derive(Debug)]
