@@ -14,6 +14,15 @@ fn config(url: &str) -> String {
     format!("http:\n  routers:\n    r: {{rule: \"PathPrefix(`/`)\", service: s}}\n  services:\n    s: {{loadBalancer: {{servers: [{{url: \"{url}\"}}]}}}}\n")
 }
 
+/// A router whose entry point gives clients 1 s to send their request headers.
+fn router_with_short_header_timeout(backend: &Backend) -> Router {
+    let static_toml = STATIC.replace(
+        "address = \"127.0.0.1:0\"\n[admin]",
+        "address = \"127.0.0.1:0\"\nheaderTimeout = \"1s\"\n[admin]",
+    );
+    Router::start_with(&static_toml, &config(&backend.url()))
+}
+
 /// Sends raw bytes, returns everything the router answers until it closes or goes quiet.
 fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -37,11 +46,7 @@ fn status(answer: &str) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 async fn smuggling_shapes_are_refused_and_never_forwarded() {
     let backend = Backend::start("b").await;
-    let static_toml = STATIC.replace(
-        "address = \"127.0.0.1:0\"\n[admin]",
-        "address = \"127.0.0.1:0\"\nheaderTimeout = \"1s\"\n[admin]",
-    );
-    let r = Router::start_with(&static_toml, &config(&backend.url()));
+    let r = router_with_short_header_timeout(&backend);
     let web = r.web;
     let cases: &[(&str, &[u8], &str)] = &[
         (
@@ -157,11 +162,7 @@ async fn oversized_header_sections_get_431() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_client_is_cut_off() {
     let backend = Backend::start("b").await;
-    let static_toml = STATIC.replace(
-        "address = \"127.0.0.1:0\"\n[admin]",
-        "address = \"127.0.0.1:0\"\nheaderTimeout = \"1s\"\n[admin]",
-    );
-    let r = Router::start_with(&static_toml, &config(&backend.url()));
+    let r = router_with_short_header_timeout(&backend);
     let web = r.web;
     let took = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(web).unwrap();
