@@ -263,10 +263,13 @@ fn interpreted(s: &str, base: usize) -> Result<(String, usize), RuleError> {
             '\n' => break,
             '\\' => {
                 let Some((_, e)) = chars.next() else { break };
+                // An escape cut short by the end of the rule must not point past it (found by
+                // fuzzing: `"\62` at the very end).
                 let bad = |len: usize| {
+                    let end = (i + len).min(s.len());
                     RuleError::new(
-                        RuleErrorKind::BadEscape(s[i..(i + len).min(s.len())].to_owned()),
-                        base + i..base + i + len,
+                        RuleErrorKind::BadEscape(s.get(i..end).unwrap_or("\\").to_owned()),
+                        base + i..base + end,
                     )
                 };
                 match e {

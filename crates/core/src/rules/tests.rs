@@ -81,6 +81,27 @@ fn error_spans_point_at_the_problem() {
 }
 
 #[test]
+fn error_spans_never_point_past_the_rule() {
+    // Inputs found by fuzzing, and their neighbours: escapes cut short by the end of the rule.
+    for rule in [
+        ")B(P!!!!!\"\u{1}\u{0}\u{0}\\62",
+        "Host(\"\\62",
+        "Host(\"\\x4",
+        "Host(\"\\u12",
+        "Host(\"\\U0001F60",
+        "Host(\"\\",
+    ] {
+        let e = err(rule);
+        assert!(
+            e.span.start <= e.span.end && e.span.end <= rule.len(),
+            "{rule:?}: {:?}",
+            e.span
+        );
+        let _ = e.caret(rule);
+    }
+}
+
+#[test]
 fn matcher_name_casings() {
     for rule in [
         "PathPrefix(`/`)",
