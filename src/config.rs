@@ -9,7 +9,7 @@ use betaroute_core::signature::{self, RoutingKey};
 use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 20] = [
+pub const VAR_NAMES: [&str; 21] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -30,6 +30,7 @@ pub const VAR_NAMES: [&str; 20] = [
     "JWKS_CACHE_MAX_SECONDS",
     "JWKS_REFRESH_INTERVAL_SECONDS",
     "JWKS_FETCH_TIMEOUT_MS",
+    "LOG_REQUESTS",
 ];
 
 /// Where remote keys come from and how long they are kept.
@@ -103,6 +104,8 @@ pub struct EdgeConfig {
     pub token_cookie: Option<String>,
     /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
     pub prefix: String,
+    /// One JSON log line per request (default on; configuration problems are always logged).
+    pub log_requests: bool,
     /// Configuration problems, logged when the configuration is loaded.
     pub problems: Vec<String>,
 }
@@ -252,6 +255,7 @@ impl EdgeConfig {
             signer,
             signature_header,
             token_cookie: vars.get("TOKEN_COOKIE").map(str::to_owned),
+            log_requests: !matches!(vars.get("LOG_REQUESTS"), Some("false" | "0" | "no")),
             prefix,
             problems,
         }

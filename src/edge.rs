@@ -241,21 +241,23 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Reply> {
     let started = js_sys::Date::now();
     let result = forward(req, &cfg, &outcome.decision).await;
     let status = result.as_ref().map_or(502, |r| r.status());
-    console_log!(
-        "{}",
-        json!({
-            "betaroute": "request",
-            "cohort": outcome.decision.cohort,
-            "reason": outcome.decision.reason,
-            "detail": outcome.decision.detail,
-            "alg": outcome.alg,
-            "kid": outcome.kid,
-            "method": method,
-            "path": path,
-            "status": status,
-            "ms": js_sys::Date::now() - started,
-        })
-    );
+    if cfg.log_requests {
+        console_log!(
+            "{}",
+            json!({
+                "betaroute": "request",
+                "cohort": outcome.decision.cohort,
+                "reason": outcome.decision.reason,
+                "detail": outcome.decision.detail,
+                "alg": outcome.alg,
+                "kid": outcome.kid,
+                "method": method,
+                "path": path,
+                "status": status,
+                "ms": js_sys::Date::now() - started,
+            })
+        );
+    }
     match result {
         Ok(resp) => Ok(Reply::Origin(resp)),
         Err(e) => {

@@ -1,0 +1,84 @@
+// Edge benchmark: requests per second and latency through workerd (Miniflare's HTTP port, not
+// wrangler dev, whose Node proxy caps throughput), driven by wrk, against a fast local origin.
+// Peers in the same run: a pass-through JS worker (the floor) and a JS worker doing the same job
+// with `jose`. Usage: node bench/edge.mjs ORIGIN_URL SECONDS
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import { Miniflare } from "miniflare";
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const CLI = path.join(ROOT, "target", "release", "betaroute");
+const [origin, seconds = "8"] = process.argv.slice(2);
+
+const dir = mkdtempSync(path.join(tmpdir(), "betaroute-edge-bench-"));
+const keys = {};
+const all = [];
+for (const alg of ["HS256", "RS256", "ES256", "EdDSA"]) {
+  const priv = path.join(dir, `${alg}.json`);
+  const pub = path.join(dir, `${alg}.jwks.json`);
+  execFileSync(CLI, ["keys", "generate", "--alg", alg, "--kid", `k-${alg}`, "--private", priv, "--public", pub]);
+  keys[alg] = execFileSync(CLI, ["token", "mint", "--key", priv, "--beta", "--exp", "2h"], { encoding: "utf8" }).trim();
+  all.push(...JSON.parse(readFileSync(pub, "utf8")).keys);
+}
+const JWT_KEYS = JSON.stringify({ keys: all });
+
+const joseBundle = path.join(dir, "jose-worker.mjs");
+execFileSync(path.join(ROOT, "node_modules", ".bin", "esbuild"), [path.join(ROOT, "bench", "jose-worker.js"), "--bundle", "--format=esm", "--platform=neutral", "--minify", `--outfile=${joseBundle}`], { stdio: "ignore" });
+
+const compatibilityDate = "2026-04-01";
+const workers = {
+  "pass-through JS": new Miniflare({ modules: true, compatibilityDate, bindings: { ORIGIN_URL: origin }, script: `export default { fetch(r, env) { const u = new URL(r.url); return fetch(env.ORIGIN_URL + u.pathname + u.search, r); } }` }),
+  "jose JS": new Miniflare({ modules: true, modulesRoot: dir, compatibilityDate, bindings: { ORIGIN_URL: origin, JWT_KEYS }, scriptPath: joseBundle }),
+  betaroute: new Miniflare({
+    modules: true,
+    compatibilityDate,
+    scriptPath: path.join(ROOT, "build", "index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    // Like the peers, no per-request log line (it is on by default; in Miniflare each line also
+    // crosses a pipe into Node). "betaroute +log" below measures it on.
+    bindings: { ORIGIN_URL: origin, JWT_KEYS, LOG_REQUESTS: "false" },
+  }),
+  "betaroute +log": new Miniflare({
+    modules: true,
+    compatibilityDate,
+    scriptPath: path.join(ROOT, "build", "index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    bindings: { ORIGIN_URL: origin, JWT_KEYS },
+  }),
+};
+// The worker's per-request log lines would flood the terminal: keep only errors from workerd.
+const urls = {};
+for (const [name, mf] of Object.entries(workers)) urls[name] = (await mf.ready).toString();
+
+// Asynchronous on purpose: a blocking exec would stop Node from draining workerd's log pipe, and
+// betaroute logs one line per request, so workerd would stall once the pipe filled up.
+async function wrk(url, token) {
+  const args = ["-c", "0", "wrk", "-t1", "-c16", `-d${seconds}s`, "--latency", "-H", "Host: api.example.com"];
+  if (token) args.push("-H", `Authorization: Bearer ${token}`);
+  const { stdout: out } = await promisify(execFile)("taskset", [...args, url + "x"], { encoding: "utf8" });
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]);
+  const toMs = (s) => (s.endsWith("us") ? parseFloat(s) / 1000 : s.endsWith("ms") ? parseFloat(s) : parseFloat(s) * 1000);
+  return { rps, p50: toMs(out.match(/ 50%\s+(\S+)/)[1]), p99: toMs(out.match(/ 99%\s+(\S+)/)[1]) };
+}
+
+const rows = [];
+rows.push(["pass-through JS", "none", await wrk(urls["pass-through JS"])]);
+for (const alg of [null, "HS256", "RS256", "ES256", "EdDSA"]) {
+  const jose = await wrk(urls["jose JS"], alg && keys[alg]);
+  const ours = await wrk(urls.betaroute, alg && keys[alg]);
+  rows.push(["jose JS", alg ?? "none", jose, null]);
+  rows.push(["betaroute", alg ?? "none", ours, jose]);
+  if (!alg || alg === "RS256") rows.push(["betaroute +log", alg ?? "none", await wrk(urls["betaroute +log"], alg && keys[alg]), jose]);
+}
+console.log("| worker | token | req/s | vs jose | p50 ms | p99 ms | p99 vs jose |\n|---|---|---|---|---|---|---|");
+for (const [name, alg, r, peer] of rows) {
+  const vs = peer ? `${(r.rps / peer.rps).toFixed(2)}x` : "";
+  const p99vs = peer ? `${(r.p99 / peer.p99).toFixed(2)}x` : "";
+  console.log(`| ${name} | ${alg} | ${r.rps.toFixed(0)} | ${vs} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${p99vs} |`);
+}
+console.log("goals: RS256/ES256 at least the jose worker's req/s; HS256 faster");
+for (const mf of Object.values(workers)) await mf.dispose();

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Benchmarks, each figure against a peer measured in the same run on the same machine:
+#   1. edge bundle size (wasm and JS, raw and gzip), every algorithm enabled;
+#   2. rule table matching with 10 / 1,000 / 10,000 routers, and compiling 10,000;
+#   3. origin router vs NGINX and HAProxy (Debian packages) doing the same job: header
+#      X-RiksTV-Beta: true to one pool, everything else to another, keep-alive to the backend on
+#      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor.
+# Usage: scripts/bench.sh [SECONDS_PER_RUN] (default 8). Needs 2+ cores: wrk on core 0, the
+# proxy under test on core 1 (one worker each), the backend unpinned.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+DURATION=${1:-8}
+CONNS=32
+WORK=$(mktemp -d)
+trap 'for p in $WORK/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; pkill -f "betaroute serve --config $WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+need=()
+for tool in wrk nginx haproxy; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]/nginx/nginx-light}" >/dev/null
+fi
+scripts/install.sh >/dev/null
+
+echo "# betaroute benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+
+echo "## 1. Edge bundle (every algorithm: HMAC in Rust, RSA/ECDSA/EdDSA via WebCrypto)"
+scripts/build-worker.sh >/dev/null 2>&1
+printf '| file | raw bytes | gzip -9 bytes |\n|---|---|---|\n'
+for f in build/index_bg.wasm build/index.js; do
+  printf '| %s | %s | %s |\n' "$f" "$(wc -c < "$f")" "$(gzip -9 -c "$f" | wc -c)"
+done
+echo "goal: wasm at most 200 KB gzip"
+echo
+
+echo "## 2. Rule table (native, release)"
+cargo bench -q -p betaroute-core --bench rules 2>/dev/null | sed 's/^/    /'
+echo
+
+echo "## 3. Origin router vs NGINX and HAProxy (wrk -t1 -c$CONNS -d${DURATION}s, X-RiksTV-Beta: true)"
+cargo build -q --release -p betaroute-router
+cat > "$WORK/backend.conf" <<CONF
+worker_processes 1; pid $WORK/backend.pid; error_log $WORK/backend-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:9401; location / { default_type application/json; return 200 '{"server":"backend","ok":true}'; } } }
+CONF
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1; worker_cpu_affinity 10; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream main { server 127.0.0.1:9401; keepalive 64; keepalive_requests 1000000; }
+  upstream beta { server 127.0.0.1:9401; keepalive 64; keepalive_requests 1000000; }
+  map \$http_x_rikstv_beta \$pool { default main; "true" beta; }
+  server { listen 127.0.0.1:9402; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+CONF
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  cpu-map 1/1 1
+  pidfile $WORK/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend web
+  bind 127.0.0.1:9403
+  acl is_beta req.hdr(x-rikstv-beta) -m str true
+  use_backend beta if is_beta
+  default_backend main
+backend main
+  http-reuse always
+  server b1 127.0.0.1:9401
+backend beta
+  http-reuse always
+  server b1 127.0.0.1:9401
+CONF
+cat > "$WORK/betaroute.toml" <<CONF
+[entryPoints.web]
+address = "127.0.0.1:9404"
+[providers.file]
+filename = "dynamic.yaml"
+CONF
+cat > "$WORK/dynamic.yaml" <<'CONF'
+http:
+  routers:
+    main: {rule: "Host(`api.example.com`)", service: main}
+    beta: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta}
+  services:
+    main: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
+    beta: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
+CONF
+nginx -c "$WORK/backend.conf"
+nginx -c "$WORK/nginx.conf"
+haproxy -D -f "$WORK/haproxy.cfg"
+taskset -c 1 target/release/betaroute serve --config "$WORK/betaroute.toml" --threads 1 > /dev/null 2>&1 &
+sleep 1
+
+run() { # PORT -> "rps p50_ms p99_ms" (median of 3 runs by rps)
+  for _ in 1 2 3; do
+    taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency -H "Host: api.example.com" -H "X-RiksTV-Beta: true" "http://127.0.0.1:$1/" 2>/dev/null |
+      awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {print rps, p50, p99}'
+  done | sort -n | sed -n 2p
+}
+ms() { case "$1" in *us) awk -v v="${1%us}" 'BEGIN{printf "%.3f", v/1000}';; *ms) echo "${1%ms}";; *s) awk -v v="${1%s}" 'BEGIN{printf "%.3f", v*1000}';; *) echo "$1";; esac; }
+read -r n_rps n_p50 n_p99 <<< "$(run 9402)"
+printf '| target | req/s | vs NGINX | p50 ms | p99 ms | p99 vs NGINX |\n|---|---|---|---|---|---|\n'
+for t in "direct backend:9401" "NGINX:9402" "HAProxy:9403" "betaroute:9404"; do
+  name=${t%:*}; port=${t##*:}
+  if [ "$port" = 9402 ]; then rps=$n_rps p50=$n_p50 p99=$n_p99; else read -r rps p50 p99 <<< "$(run "$port")"; fi
+  printf '| %s | %.0f | %.2fx | %s | %s | %.2fx |\n' "$name" "$rps" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" "$(ms "$p50")" "$(ms "$p99")" "$(awk -v a="$(ms "$p99")" -v b="$(ms "$n_p99")" 'BEGIN{print a/b}')"
+done
+echo "goal: betaroute at least NGINX's req/s, p99 no worse"
+echo
+
+echo "## 4. Edge through workerd (Miniflare's socket), wrk -t1 -c16 -d${DURATION}s, NGINX origin"
+node bench/edge.mjs http://127.0.0.1:9401 "$DURATION"
