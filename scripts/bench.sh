@@ -117,4 +117,5 @@ echo "goal: betaroute at least NGINX's req/s, p99 no worse"
 echo
 
 echo "## 4. Edge through workerd (Miniflare's socket), wrk -t1 -c16 -d${DURATION}s, NGINX origin"
-node bench/edge.mjs http://127.0.0.1:9401 "$DURATION"
+# Miniflare echoes the "+log" worker's log lines: keep the table only.
+node bench/edge.mjs http://127.0.0.1:9401 "$DURATION" | grep -v '^{"'

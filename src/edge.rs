@@ -18,6 +18,9 @@ use crate::{jwks, webcrypto};
 /// The configuration in use, with the raw values it was parsed from and a generation number
 /// that keys the WebCrypto key cache.
 struct Loaded {
+    /// The `env` object the values were read from. workerd passes the same object to every
+    /// request of an isolate, so while it is the same, nothing needs reading again.
+    env: JsValue,
     vars: Vars,
     generation: u64,
     config: Rc<EdgeConfig>,
@@ -42,12 +45,24 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 
 /// The configuration for this request: parsed again only when a value changed.
 fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
+    let env_value: &JsValue = env.as_ref();
+    let same_env = LOADED.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .filter(|l| js_sys::Object::is(&l.env, env_value))
+            .map(|l| (l.config.clone(), l.generation))
+    });
+    if let Some(hit) = same_env {
+        return hit;
+    }
     let vars = Vars {
         values: VAR_NAMES.iter().map(|n| read_var(env, n)).collect(),
     };
     LOADED.with(|cell| {
         let mut loaded = cell.borrow_mut();
-        if let Some(l) = loaded.as_ref().filter(|l| l.vars == vars) {
+        if let Some(l) = loaded.as_mut().filter(|l| l.vars == vars) {
+            // Another env object with the same values: keep the parsed configuration.
+            l.env = env_value.clone();
             return (l.config.clone(), l.generation);
         }
         let generation = loaded.as_ref().map_or(1, |l| l.generation + 1);
@@ -60,6 +75,7 @@ fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
         }
         webcrypto::forget_keys_before(key_generation(generation, 0));
         *loaded = Some(Loaded {
+            env: env_value.clone(),
             vars,
             generation,
             config: config.clone(),
