@@ -13,7 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Env, Request, Response};
 
 use crate::config::{upstream_url, EdgeConfig, Vars, VAR_NAMES};
-use crate::{jwks, webcrypto};
+use crate::{js, jwks, webcrypto};
 
 /// The configuration in use, with the raw values it was parsed from and a generation number
 /// that keys the WebCrypto key cache.
@@ -355,16 +355,9 @@ async fn forward(
             .set(&cfg.signature_header, &value)
             .map_err(|e| format!("setting the signature: {e:?}"))?;
     }
-    let global = js_sys::global();
-    let fetch = Reflect::get(&global, &"fetch".into()).map_err(|_| "no fetch".to_string())?;
-    let fetch: &js_sys::Function = fetch.unchecked_ref();
-    let promise = fetch
-        .call1(&global, &outgoing)
-        .map_err(|e| format!("fetch threw: {e:?}"))?;
-    let resp = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+    js::fetch(&outgoing)
         .await
-        .map_err(|e| format!("fetch {url} failed: {}", js_error(&e)))?;
-    Ok(resp.unchecked_into())
+        .map_err(|e| format!("fetch {url} failed: {}", js::describe(&e)))
 }
 
 /// betaroute's own paths: the decision as JSON, else static files from `ASSETS`.
@@ -408,11 +401,4 @@ fn split_url(url: &str) -> (&str, &str, &str) {
     let tail = &rest[end..];
     let tail = tail.split_once('#').map_or(tail, |(t, _)| t);
     (scheme, &rest[..end], tail)
-}
-
-fn js_error(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }

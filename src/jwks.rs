@@ -10,8 +10,10 @@ use std::time::Duration;
 use betaroute_core::{KeySet, Verifier};
 use js_sys::Reflect;
 use serde_json::json;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+
+use crate::js::describe;
 use worker::{console_error, console_log, AbortController, Delay};
 
 use crate::config::{EdgeConfig, JwksSettings};
@@ -141,24 +143,13 @@ async fn fetch(settings: &JwksSettings) -> Result<(KeySet, u64, bool), String> {
     init.set_headers(&headers);
     let req = web_sys::Request::new_with_str_and_init(&settings.url, &init)
         .map_err(|e| format!("bad JWKS request: {e:?}"))?;
-    let global = js_sys::global();
-    let fetch_fn: js_sys::Function = Reflect::get(&global, &"fetch".into())
-        .map_err(|_| "no fetch")?
-        .unchecked_into();
-    let promise: js_sys::Promise = fetch_fn
-        .call1(&global, &req)
-        .map_err(|e| format!("fetch threw: {e:?}"))?
-        .unchecked_into();
-    let resp: web_sys::Response = JsFuture::from(promise)
-        .await
-        .map_err(|e| {
-            if signal.aborted() {
-                format!("no answer within {timeout} ms")
-            } else {
-                format!("fetch failed: {}", describe(&e))
-            }
-        })?
-        .unchecked_into();
+    let resp = crate::js::fetch(&req).await.map_err(|e| {
+        if signal.aborted() {
+            format!("no answer within {timeout} ms")
+        } else {
+            format!("fetch failed: {}", describe(&e))
+        }
+    })?;
     if resp.status() != 200 {
         return Err(format!("JWKS endpoint answered {}", resp.status()));
     }
@@ -265,11 +256,4 @@ async fn cache_put(url: &str, body: &str, ttl: u64) {
             json!({"betaroute": "jwks", "level": "warning", "problem": format!("Cache API put failed: {}", describe(&e))})
         );
     }
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }

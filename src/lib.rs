@@ -13,6 +13,8 @@ pub mod config;
 #[cfg(target_arch = "wasm32")]
 pub mod edge;
 #[cfg(target_arch = "wasm32")]
+mod js;
+#[cfg(target_arch = "wasm32")]
 mod jwks;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;

@@ -10,6 +10,8 @@ use betaroute_core::{Alg, KeyMaterial};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+
+use crate::js::describe;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 thread_local! {
@@ -135,11 +137,4 @@ pub async fn verify(
         .await
         .map_err(|e| format!("verify rejected: {}", describe(&e)))?;
     Ok(result.as_bool() == Some(true))
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".into())
 }

@@ -109,27 +109,47 @@ pub struct LoadBalancer {
 impl LoadBalancer {
     /// Picks an available server, skipping `exclude` (a server that just failed).
     pub fn pick(&self, exclude: Option<&Arc<Server>>) -> Option<Arc<Server>> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for (i, s) in self.servers.iter().enumerate() {
-            if !s.available() || exclude.is_some_and(|e| Arc::ptr_eq(e, s)) || s.weight == 0 {
-                continue;
-            }
-            current[i] += s.weight as i64;
-            total += s.weight as i64;
-            if best.is_none_or(|b| current[i] > current[b]) {
-                best = Some(i);
-            }
-        }
-        let b = best?;
-        current[b] -= total;
+        let b = smooth_weighted_pick(
+            &self.current,
+            self.servers.iter().map(|s| {
+                let eligible = s.available() && !exclude.is_some_and(|e| Arc::ptr_eq(e, s));
+                if eligible {
+                    s.weight
+                } else {
+                    0
+                }
+            }),
+        )?;
         Some(self.servers[b].clone())
     }
 
     pub fn available(&self) -> bool {
         self.servers.iter().any(|s| s.available() && s.weight > 0)
     }
+}
+
+/// Smooth weighted round-robin (NGINX's algorithm) over candidates given by their effective
+/// weight (0: not eligible now). `current` holds one running weight per candidate.
+fn smooth_weighted_pick(
+    current: &Mutex<Vec<i64>>,
+    weights: impl Iterator<Item = u32>,
+) -> Option<usize> {
+    let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+    let mut total = 0i64;
+    let mut best: Option<usize> = None;
+    for (i, w) in weights.enumerate() {
+        if w == 0 {
+            continue;
+        }
+        current[i] += w as i64;
+        total += w as i64;
+        if best.is_none_or(|b| current[i] > current[b]) {
+            best = Some(i);
+        }
+    }
+    let b = best?;
+    current[b] -= total;
+    Some(b)
 }
 
 /// A service as the proxy runs it.
@@ -169,25 +189,13 @@ impl Service {
                 }
             }
             Service::Weighted { children, current } => {
-                let pick = {
-                    let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut total = 0i64;
-                    let mut best: Option<usize> = None;
-                    for (i, (c, w)) in children.iter().enumerate() {
-                        if *w == 0 || !c.available() {
-                            continue;
-                        }
-                        cur[i] += *w as i64;
-                        total += *w as i64;
-                        if best.is_none_or(|b| cur[i] > cur[b]) {
-                            best = Some(i);
-                        }
-                    }
-                    let b = best?;
-                    cur[b] -= total;
-                    children[b].0.clone()
-                };
-                pick.resolve()
+                let b = smooth_weighted_pick(
+                    current,
+                    children
+                        .iter()
+                        .map(|(c, w)| if c.available() { *w } else { 0 }),
+                )?;
+                children[b].0.resolve()
             }
         }
     }
