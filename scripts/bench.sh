@@ -5,12 +5,15 @@
 #   3. origin router vs NGINX and HAProxy (Debian packages) doing the same job: header
 #      X-RiksTV-Beta: true to one pool, everything else to another, keep-alive to the backend on
 #      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor.
-# Usage: scripts/bench.sh [SECONDS_PER_RUN] (default 8). Needs 2+ cores: wrk on core 0, the
+# Usage: scripts/bench.sh [SECONDS_PER_RUN] (default 8). BENCH_ONLY="router edge" (any of bundle,
+# rules, core, router, edge) runs only those sections. Needs 2+ cores: wrk on core 0, the
 # proxy under test on core 1 (one worker each), the backend unpinned.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 DURATION=${1:-8}
+ONLY=${BENCH_ONLY:-bundle rules core router edge}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 CONNS=32
 WORK=$(mktemp -d)
 trap 'for p in $WORK/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; pkill -f "betaroute serve --config $WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -25,6 +28,17 @@ scripts/install.sh >/dev/null
 echo "# betaroute benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
 
+backend() {
+cat > "$WORK/backend.conf" <<CONF
+worker_processes 1; pid $WORK/backend.pid; error_log $WORK/backend-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:9401; location / { default_type application/json; return 200 '{"server":"backend","ok":true}'; } } }
+CONF
+nginx -c "$WORK/backend.conf"
+}
+
+section_bundle() {
 echo "## 1. Edge bundle (every algorithm: HMAC in Rust, RSA/ECDSA/EdDSA via WebCrypto)"
 scripts/build-worker.sh >/dev/null 2>&1
 printf '| file | raw bytes | gzip -9 bytes |\n|---|---|---|\n'
@@ -33,19 +47,17 @@ for f in build/index_bg.wasm build/index.js; do
 done
 echo "goal: wasm at most 200 KB gzip"
 echo
+}
 
+section_rules() {
 echo "## 2. Rule table (native, release)"
 cargo bench -q -p betaroute-core --bench rules 2>/dev/null | sed 's/^/    /'
 echo
+}
 
+section_router() {
 echo "## 3. Origin router vs NGINX and HAProxy (wrk -t1 -c$CONNS -d${DURATION}s, X-RiksTV-Beta: true)"
 cargo build -q --release -p betaroute-router
-cat > "$WORK/backend.conf" <<CONF
-worker_processes 1; pid $WORK/backend.pid; error_log $WORK/backend-error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:9401; location / { default_type application/json; return 200 '{"server":"backend","ok":true}'; } } }
-CONF
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes 1; worker_cpu_affinity 10; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log;
 events { worker_connections 4096; }
@@ -93,7 +105,6 @@ http:
     main: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
     beta: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
 CONF
-nginx -c "$WORK/backend.conf"
 nginx -c "$WORK/nginx.conf"
 haproxy -D -f "$WORK/haproxy.cfg"
 taskset -c 1 target/release/betaroute serve --config "$WORK/betaroute.toml" --threads 1 > /dev/null 2>&1 &
@@ -115,7 +126,15 @@ for t in "direct backend:9401" "NGINX:9402" "HAProxy:9403" "betaroute:9404"; do
 done
 echo "goal: betaroute at least NGINX's req/s, p99 no worse"
 echo
+}
 
+section_edge() {
 echo "## 4. Edge through workerd (Miniflare's socket), wrk -t1 -c16 -d${DURATION}s, NGINX origin"
 # Miniflare echoes the "+log" worker's log lines: keep the table only.
 node bench/edge.mjs http://127.0.0.1:9401 "$DURATION" | grep -v '^{"'
+}
+
+if want router || want edge; then backend; fi
+for s in bundle rules core router edge; do
+  if want "$s" && declare -F "section_$s" >/dev/null; then "section_$s"; fi
+done

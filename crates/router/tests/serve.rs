@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -468,4 +470,72 @@ async fn sigterm_lets_requests_in_flight_finish() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// A raw HTTP/1.1 backend that counts the connections it accepts and closes a keep-alive
+/// connection once it has been idle for 50 ms, as backends with short idle timeouts do.
+async fn counting_backend() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let read =
+                        tokio::time::timeout(Duration::from_millis(50), s.read(&mut chunk)).await;
+                    let Ok(Ok(n)) = read else { return }; // idle too long: close
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_connections_are_reused_and_closed_ones_replaced() {
+    let (url, accepted) = counting_backend().await;
+    let r = Router::start(&format!(
+        r#"
+http:
+  routers:
+    r: {{rule: "PathPrefix(`/`)", service: one}}
+  services:
+    one: {{loadBalancer: {{servers: [{{url: "{url}"}}]}}}}
+"#
+    ));
+    // Back to back: one client connection, so one worker thread, so one backend connection.
+    let c = client();
+    for _ in 0..30 {
+        let (status, body) = request(&c, r.web, "GET", "h", "/", &[], Bytes::new()).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "keep-alive reused");
+    // The backend closes idle connections after 50 ms: the router notices and connects again
+    // instead of failing the request.
+    for round in 0..5 {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let (status, body) = get(r.web, "h", "/", &[]).await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "round {round}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 6);
 }

@@ -21,8 +21,8 @@ pub struct Server {
     pub authority: String,
     /// The Host header sent when `passHostHeader` is false.
     pub host_header: http::HeaderValue,
-    scheme: http::uri::Scheme,
-    authority_part: http::uri::Authority,
+    /// `host:port` to connect to (port 80 when the URL has none); keys the connection pool.
+    pub address: Arc<str>,
     /// Path of the server URL, without a trailing `/` ("" for none): prefixed to request paths.
     base_path: String,
     pub weight: u32,
@@ -48,11 +48,12 @@ impl Server {
             url_text: url.to_string(),
             host_header: http::HeaderValue::from_str(&authority)
                 .unwrap_or(http::HeaderValue::from_static("localhost")),
-            scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority_part: url
-                .authority()
-                .cloned()
-                .unwrap_or_else(|| http::uri::Authority::from_static("localhost")),
+            address: format!(
+                "{}:{}",
+                url.host().unwrap_or("localhost"),
+                url.port_u16().unwrap_or(80)
+            )
+            .into(),
             base_path: url.path().trim_end_matches('/').to_owned(),
             authority,
             url,
@@ -62,9 +63,9 @@ impl Server {
         }
     }
 
-    /// The URI of a request to this server: its scheme and authority, its path (if any) followed
-    /// by the request's path and query, untouched.
-    pub fn uri_for(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> http::Uri {
+    /// The origin-form target of a request to this server: its path (if any) followed by the
+    /// request's path and query, untouched.
+    pub fn target_for(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> http::Uri {
         let pq = match (self.base_path.is_empty(), path_and_query) {
             (true, Some(pq)) => pq.clone(),
             (true, None) => http::uri::PathAndQuery::from_static("/"),
@@ -75,11 +76,7 @@ impl Server {
                     .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/"))
             }
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority_part.clone());
-        parts.path_and_query = Some(pq);
-        http::Uri::from_parts(parts).unwrap_or_else(|_| self.url.clone())
+        http::Uri::from(pq)
     }
 
     pub fn available(&self) -> bool {

@@ -14,17 +14,17 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 
 use betaroute_core::signature::{self, Rejected};
 
 use super::balancer::Server;
 use super::metrics::{Cohort, Registry};
+use super::pool::{Pool, PooledBody, SendError};
 use super::state::State;
 use betaroute_router::config::load::{RoutingTrust, TrustMode};
 
 /// Response bodies: the backend's, streamed, or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<PooledBody, Full<Bytes>>;
 /// Request bodies to backends: the client's, streamed, or none (then a refused connection can be
 /// retried on another server, since nothing was consumed).
 pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
@@ -51,9 +51,6 @@ impl PeerIp {
         PeerIp { ip, text, value }
     }
 }
-
-/// A worker thread's connection pool to the backends.
-pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 pub struct Shared {
     pub state: ArcSwap<State>,
@@ -279,7 +276,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap, forwarded: bool) {
 
 pub async fn handle(
     shared: Arc<Shared>,
-    client: UpstreamClient,
+    pool: Arc<Pool>,
     ep: Arc<EntryPointCtx>,
     peer_ip: Arc<PeerIp>,
     req: Request<Incoming>,
@@ -323,8 +320,11 @@ pub async fn handle(
             })
         })
         .map(|r| r.target.clone());
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_owned();
+    // What the access log needs after the request is gone; nothing when there is no log.
+    let logged = shared
+        .access_log
+        .is_some()
+        .then(|| (parts.method.clone(), parts.uri.path().to_owned()));
 
     let Some(target) = target else {
         let resp = text(StatusCode::NOT_FOUND, "404 page not found\n");
@@ -337,8 +337,7 @@ pub async fn handle(
             None,
             None,
             cohort,
-            &method,
-            &path,
+            logged.as_ref(),
             404,
             started,
             client_ip,
@@ -382,7 +381,7 @@ pub async fn handle(
             parts.headers.insert(X_FORWARDED_HOST.clone(), h.clone());
         }
     }
-    let (result, server) = send(&shared, &client, &target, parts, body, original_host).await;
+    let (result, server) = send(&shared, &pool, &target, parts, body, original_host).await;
     let (resp, status) = match result {
         Ok(mut resp) => {
             strip_hop_by_hop(resp.headers_mut(), false);
@@ -401,8 +400,7 @@ pub async fn handle(
         Some(&target),
         server.as_ref().map(|s| s.url_text.as_str()),
         cohort,
-        &method,
-        &path,
+        logged.as_ref(),
         status,
         started,
         client_ip,
@@ -436,16 +434,17 @@ impl Failure {
     }
 }
 
-/// Sends to a server of the target's service; a refused connection of a request without a body
-/// is retried once on another server.
+/// Sends to a server of the target's service. A request without a body is sent once more when
+/// its connection was refused (to another server) or when a reused keep-alive connection turned
+/// out closed by the backend (on a new connection).
 async fn send(
     shared: &Shared,
-    client: &UpstreamClient,
+    pool: &Arc<Pool>,
     target: &super::state::Target,
     mut parts: http::request::Parts,
     body: Incoming,
     original_host: Option<HeaderValue>,
-) -> (Result<Response<Incoming>, Failure>, Option<Arc<Server>>) {
+) -> (Result<Response<PooledBody>, Failure>, Option<Arc<Server>>) {
     let Some(lb) = target.service.resolve() else {
         return (Err(Failure::NoServer), None);
     };
@@ -453,9 +452,9 @@ async fn send(
         return (Err(Failure::NoServer), None);
     };
     let replayable = body.is_end_stream();
-    // Headers are copied only when a second attempt is possible at all.
-    let can_retry = replayable && lb.servers.len() > 1;
-    let mut spare_headers = can_retry.then(|| parts.headers.clone());
+    // Headers are copied only when a second attempt can go to another server: copying them for
+    // every request would cost more than the rare stale keep-alive connection it would save.
+    let mut spare_headers = (replayable && lb.servers.len() > 1).then(|| parts.headers.clone());
     let mut headers = Some(std::mem::take(&mut parts.headers));
     let path_and_query = parts.uri.path_and_query().cloned();
     let mut body = Some(body);
@@ -466,8 +465,7 @@ async fn send(
             Either::Left(body.take().expect("a body is sent once"))
         });
         *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = server.uri_for(path_and_query.as_ref());
-        *req.version_mut() = http::Version::HTTP_11;
+        *req.uri_mut() = server.target_for(path_and_query.as_ref());
         *req.headers_mut() = headers
             .take()
             .or_else(|| spare_headers.take())
@@ -477,11 +475,17 @@ async fn send(
             _ => server.host_header.clone(),
         };
         req.headers_mut().insert(header::HOST, host);
-        match tokio::time::timeout(shared.response_header_timeout, client.request(req)).await {
+        let retry = attempt == 0 && spare_headers.is_some();
+        match tokio::time::timeout(
+            shared.response_header_timeout,
+            pool.send(&server.address, req),
+        )
+        .await
+        {
             Ok(Ok(resp)) => return (Ok(resp), Some(server)),
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(SendError::Connect)) => {
                 server.mark_failed();
-                if attempt == 0 && can_retry {
+                if retry {
                     if let Some(next) = lb.pick(Some(&server)) {
                         server = next;
                         continue;
@@ -489,6 +493,7 @@ async fn send(
                 }
                 return (Err(Failure::Connect), Some(server));
             }
+            Ok(Err(SendError::Stale)) if retry => continue,
             Ok(Err(_)) => return (Err(Failure::Upstream), Some(server)),
             Err(_) => return (Err(Failure::Timeout), Some(server)),
         }
@@ -503,13 +508,12 @@ fn log(
     target: Option<&super::state::Target>,
     server: Option<&str>,
     cohort: Cohort,
-    method: &http::Method,
-    path: &str,
+    logged: Option<&(http::Method, String)>,
     status: u16,
     started: Instant,
     client: IpAddr,
 ) {
-    let Some(access_log) = &shared.access_log else {
+    let (Some(access_log), Some((method, path))) = (&shared.access_log, logged) else {
         return;
     };
     access_log.record(super::access_log::Entry {

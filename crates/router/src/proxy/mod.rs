@@ -12,6 +12,7 @@ mod balancer;
 mod forward;
 mod health;
 mod metrics;
+mod pool;
 mod reload;
 mod state;
 
@@ -32,8 +33,9 @@ use tokio::net::TcpListener;
 
 use crate::error::CliError;
 use betaroute_router::config;
-use forward::{EntryPointCtx, Shared, UpstreamClient};
+use forward::{EntryPointCtx, Shared};
 use metrics::Registry;
+use pool::Pool;
 use state::State;
 
 #[derive(clap::Args)]
@@ -122,17 +124,6 @@ fn bind_entry_points(st: &config::StaticConfig, threads: usize) -> Result<Bound,
     Ok(out)
 }
 
-fn upstream_client(st: &config::StaticConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(st.timeouts.dial));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(st.timeouts.idle_conn)
-        .pool_max_idle_per_host(256)
-        .timer(TokioTimer::new())
-        .build(connector)
-}
-
 async fn serve(
     st: config::StaticConfig,
     routing: config::RoutingConfig,
@@ -182,11 +173,12 @@ async fn serve(
                     }
                 };
                 rt.block_on(async move {
-                    let client = upstream_client(&st);
+                    let pool = Pool::new(st.timeouts.dial, st.timeouts.idle_conn);
+                    pool.spawn_sweeper();
                     for (ctx, timeout, sock) in mine {
                         match TcpListener::from_std(sock) {
                             Ok(l) => {
-                                tokio::spawn(accept_loop(l, ctx, shared.clone(), client.clone(), timeout, stop.clone()));
+                                tokio::spawn(accept_loop(l, ctx, shared.clone(), pool.clone(), timeout, stop.clone()));
                             }
                             Err(e) => eprintln!("{}", json!({"betaroute": "worker", "level": "error", "message": e.to_string()})),
                         }
@@ -250,7 +242,7 @@ async fn accept_loop(
     listener: TcpListener,
     entry_point: Arc<EntryPointCtx>,
     shared: Arc<Shared>,
-    client: UpstreamClient,
+    pool: Arc<Pool>,
     header_timeout: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -274,13 +266,13 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let ep = entry_point.clone();
-        let client = client.clone();
+        let pool = pool.clone();
         let peer_ip = Arc::new(forward::PeerIp::new(peer.ip()));
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 forward::handle(
                     shared.clone(),
-                    client.clone(),
+                    pool.clone(),
                     ep.clone(),
                     peer_ip.clone(),
                     req,

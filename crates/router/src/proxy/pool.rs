@@ -1,0 +1,245 @@
+//! A worker thread's keep-alive connections to backends: HTTP/1.1 over hyper's connection API.
+//!
+//! Why not hyper-util's pooled client: it is built for many threads sharing one pool (an
+//! `Arc<Mutex>` pool keyed by hashed scheme and authority, a checkout future racing a connect
+//! future, a spawned task per returned connection), and measured under load it cost about a
+//! tenth of the router's CPU. Here each worker thread owns its pool, so a checkout is an
+//! uncontended lock, a map lookup and a pop. A connection goes back to the pool when the
+//! response body that came over it has been read to its end (LIFO, so the warmest connection is
+//! reused first); a response abandoned halfway closes its connection, as it must in HTTP/1.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::forward::UpstreamBody;
+
+/// Idle connections kept per backend and worker thread; more are closed when they come back.
+const MAX_IDLE_PER_SERVER: usize = 256;
+
+struct Idle {
+    sender: SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+pub struct Pool {
+    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// Why a request did not get a response.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made (refused, unreachable, DNS, timeout): nothing was sent.
+    Connect,
+    /// A reused keep-alive connection turned out closed before any response came back (the
+    /// backend closed it while idle). Bodiless requests may be sent again on a new connection.
+    Stale,
+    /// The backend's answer was invalid, or the connection failed mid-exchange.
+    Upstream,
+}
+
+impl Pool {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Pool> {
+        Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            idle_timeout,
+        })
+    }
+
+    /// Sends `req` (origin-form URI, Host header set) to the server at `authority`, on an idle
+    /// connection when there is one.
+    pub async fn send(
+        self: &Arc<Self>,
+        authority: &Arc<str>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        // Idle connections can turn out closed; a new connection that fails at once is an error.
+        loop {
+            let (mut sender, reused) = match self.checkout(authority) {
+                Some(s) => (s, true),
+                None => (self.connect(authority).await?, false),
+            };
+            if !sender.is_ready() {
+                if sender.ready().await.is_err() {
+                    if reused {
+                        continue; // closed while idle: try the next one
+                    }
+                    return Err(SendError::Upstream);
+                }
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let (parts, body) = resp.into_parts();
+                    let back = Some(Return {
+                        pool: self.clone(),
+                        authority: authority.clone(),
+                        sender,
+                    });
+                    return Ok(Response::from_parts(parts, PooledBody { body, back }));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Not written at all (the connection closed under us): send it elsewhere.
+                    Some(r) if reused => req = r,
+                    Some(_) => return Err(SendError::Upstream),
+                    None => {
+                        return Err(if reused && is_stale(e.error()) {
+                            SendError::Stale
+                        } else {
+                            SendError::Upstream
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    fn checkout(&self, authority: &str) -> Option<SendRequest<UpstreamBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(authority)?;
+        let now = Instant::now();
+        while let Some(c) = list.pop() {
+            if !c.sender.is_closed() && now.duration_since(c.since) < self.idle_timeout {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, authority: Arc<str>, sender: SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(authority).or_default();
+        if list.len() < MAX_IDLE_PER_SERVER {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self, authority: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) => return Err(SendError::Connect),
+                Err(_) => return Err(SendError::Connect),
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| SendError::Connect)?;
+        // The connection is driven on this worker thread; it ends when the backend closes it or
+        // its last sender is dropped.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Closes connections idle for longer than the idle timeout, and forgets closed ones.
+    pub fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        idle.retain(|_, list| {
+            list.retain(|c| {
+                !c.sender.is_closed() && now.duration_since(c.since) < self.idle_timeout
+            });
+            !list.is_empty()
+        });
+    }
+
+    /// Runs `sweep` periodically for as long as the worker's runtime lives.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let pool = Arc::downgrade(self);
+        let every = (self.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match pool.upgrade() {
+                    Some(p) => p.sweep(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+/// hyper's errors for a connection that ended before a response started: an idle keep-alive
+/// connection the backend had closed.
+fn is_stale(e: &hyper::Error) -> bool {
+    e.is_incomplete_message() || e.is_canceled()
+}
+
+struct Return {
+    pool: Arc<Pool>,
+    authority: Arc<str>,
+    sender: SendRequest<UpstreamBody>,
+}
+
+/// A backend's response body that hands its connection back to the pool once read to the end.
+pub struct PooledBody {
+    body: Incoming,
+    back: Option<Return>,
+}
+
+impl PooledBody {
+    fn give_back(&mut self) {
+        if let Some(r) = self.back.take() {
+            r.pool.checkin(r.authority, r.sender);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.give_back(),
+            // A failed body means a broken connection: never reuse it.
+            Poll::Ready(Some(Err(_))) => self.back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // hyper stops polling a body once `is_end_stream` says it is complete (a Content-Length
+        // body's last bytes), so the hand-back happens here. A body dropped early is not
+        // complete, and its connection is closed with the last sender.
+        if self.body.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
