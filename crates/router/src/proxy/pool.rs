@@ -72,13 +72,11 @@ impl Pool {
                 Some(s) => (s, true),
                 None => (self.connect(authority).await?, false),
             };
-            if !sender.is_ready() {
-                if sender.ready().await.is_err() {
-                    if reused {
-                        continue; // closed while idle: try the next one
-                    }
-                    return Err(SendError::Upstream);
+            if !sender.is_ready() && sender.ready().await.is_err() {
+                if reused {
+                    continue; // closed while idle: try the next one
                 }
+                return Err(SendError::Upstream);
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
