@@ -96,6 +96,8 @@ pub struct EdgeConfig {
     pub beta: BetaPolicy,
     /// Header names stripped from every client request (routing headers and the signature header).
     pub strip: HeaderPolicy,
+    /// The lowercase spellings `strip` matches, when few enough to delete one by one.
+    pub strip_spellings: Option<Vec<String>>,
     /// Routing header names the signature covers, in signing order.
     pub routing_names: Vec<String>,
     /// Key that signs routing decisions, if configured.
@@ -250,6 +252,7 @@ impl EdgeConfig {
             verifier,
             jwks,
             beta,
+            strip_spellings: strip.spellings(32),
             strip,
             routing_names,
             signer,

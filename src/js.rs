@@ -12,11 +12,24 @@ pub fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// The global `fetch`. The error is the rejection value, so callers can tell an abort (their
-/// signal) from a network failure.
-pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
-    let global = js_sys::global();
-    let fetch: js_sys::Function = Reflect::get(&global, &"fetch".into())?.unchecked_into();
-    let promise: js_sys::Promise = fetch.call1(&global, req)?.unchecked_into();
-    Ok(JsFuture::from(promise).await?.unchecked_into())
+/// Starts the global `fetch`; the promise's rejection value lets callers tell an abort (their
+/// signal) from a network failure. The function is looked up once per isolate.
+pub fn fetch(input: &JsValue, init: &web_sys::RequestInit) -> Result<js_sys::Promise, JsValue> {
+    thread_local! {
+        static FETCH: (JsValue, Result<js_sys::Function, JsValue>) = {
+            let global: JsValue = js_sys::global().into();
+            let f = Reflect::get(&global, &"fetch".into()).map(JsCast::unchecked_into);
+            (global, f)
+        };
+    }
+    FETCH.with(|(global, f)| {
+        let f = f.as_ref().map_err(Clone::clone)?;
+        Ok(f.call2(global, input, init)?.unchecked_into())
+    })
+}
+
+/// The same, awaited.
+pub async fn fetch_await(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    let init = web_sys::RequestInit::new();
+    Ok(JsFuture::from(fetch(req, &init)?).await?.unchecked_into())
 }

@@ -143,7 +143,7 @@ async fn fetch(settings: &JwksSettings) -> Result<(KeySet, u64, bool), String> {
     init.set_headers(&headers);
     let req = web_sys::Request::new_with_str_and_init(&settings.url, &init)
         .map_err(|e| format!("bad JWKS request: {e:?}"))?;
-    let resp = crate::js::fetch(&req).await.map_err(|e| {
+    let resp = crate::js::fetch_await(&req).await.map_err(|e| {
         if signal.aborted() {
             format!("no answer within {timeout} ms")
         } else {

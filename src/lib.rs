@@ -19,12 +19,15 @@ mod jwks;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;
 
+/// The fetch handler, exported under the name worker-build wires to the Worker's `fetch`. Not
+/// `#[event(fetch)]`: that wraps every request in a Rust future, and most requests need none
+/// (see `edge::entry`).
 #[cfg(target_arch = "wasm32")]
-#[worker::event(fetch)]
-async fn fetch(
-    req: worker::Request,
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(
+    req: web_sys::Request,
     env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<edge::Reply> {
-    edge::handle(req, env).await
+    _ctx: wasm_bindgen::JsValue,
+) -> js_sys::Promise {
+    edge::entry(req, env)
 }

@@ -26,11 +26,30 @@ pub fn forget_keys_before(generation: u64) {
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {
-    // The global is a ServiceWorkerGlobalScope in workerd: a checked cast to WorkerGlobalScope
-    // fails, so read `crypto` off the global object directly.
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
-        .map_err(|_| "no crypto global".to_string())?;
-    Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
+    thread_local! {
+        // Looked up once per isolate: two calls into JS saved on every verification.
+        static SUBTLE: Result<SubtleCrypto, String> = {
+            // The global is a ServiceWorkerGlobalScope in workerd: a checked cast to
+            // WorkerGlobalScope fails, so read `crypto` off the global object directly.
+            Reflect::get(&js_sys::global(), &"crypto".into())
+                .map(|c| c.unchecked_into::<web_sys::Crypto>().subtle())
+                .map_err(|_| "no crypto global".to_string())
+        };
+    }
+    SUBTLE.with(Clone::clone)
+}
+
+/// The `verify` parameters for an algorithm, built once per isolate (WebCrypto only reads them).
+fn verify_params(alg: Alg) -> Object {
+    thread_local! {
+        static PARAMS: RefCell<HashMap<Alg, Object>> = RefCell::new(HashMap::new());
+    }
+    PARAMS.with(|p| {
+        p.borrow_mut()
+            .entry(alg)
+            .or_insert_with(|| params(alg).1)
+            .clone()
+    })
 }
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
@@ -129,12 +148,43 @@ pub async fn verify(
             key
         }
     };
-    let (_, verify_alg) = params(alg);
-    let promise = subtle
-        .verify_with_object_and_u8_array_and_u8_array(&verify_alg, &key, signature, message)
-        .map_err(|e| format!("verify threw: {}", describe(&e)))?;
+    let promise = start(&subtle, &key, alg, message, signature)?;
     let result = JsFuture::from(promise)
         .await
         .map_err(|e| format!("verify rejected: {}", describe(&e)))?;
     Ok(result.as_bool() == Some(true))
+}
+
+fn start(
+    subtle: &SubtleCrypto,
+    key: &CryptoKey,
+    alg: Alg,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<js_sys::Promise, String> {
+    subtle
+        .verify_with_object_and_u8_array_and_u8_array(&verify_params(alg), key, signature, message)
+        .map_err(|e| format!("verify threw: {}", describe(&e)))
+}
+
+/// Starts a verification when the key is already imported: the promise resolves to whether the
+/// signature verifies, and rejects when WebCrypto refuses the key or algorithm. `None` when the
+/// key must be imported first (use `verify`), or when the signature cannot verify at all
+/// (`Some(Ok(None))`: wrong length, see `verify`).
+pub fn start_cached(
+    generation: u64,
+    index: usize,
+    alg: Alg,
+    message: &[u8],
+    signature: &[u8],
+) -> Option<Result<Option<js_sys::Promise>, String>> {
+    if matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64 {
+        return Some(Ok(None));
+    }
+    let key = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned())?;
+    Some(
+        subtle()
+            .and_then(|s| start(&s, &key, alg, message, signature))
+            .map(Some),
+    )
 }

@@ -32,6 +32,32 @@ impl HeaderPolicy {
     }
 }
 
+impl HeaderPolicy {
+    /// Every lowercase spelling the policy matches (each `-` written as `-` or `_`), when there
+    /// are at most `limit` of them. A caller whose header store already ignores case (the Fetch
+    /// API's `Headers`) can then delete these few names instead of scanning every header.
+    pub fn spellings(&self, limit: usize) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for c in &self.canonical {
+            let dashes: Vec<usize> = c.match_indices('-').map(|(i, _)| i).collect();
+            if dashes.len() >= usize::BITS as usize || out.len() + (1usize << dashes.len()) > limit
+            {
+                return None;
+            }
+            for mask in 0..1usize << dashes.len() {
+                let mut bytes = c.clone().into_bytes();
+                for (bit, &at) in dashes.iter().enumerate() {
+                    if mask & (1 << bit) != 0 {
+                        bytes[at] = b'_';
+                    }
+                }
+                out.push(String::from_utf8(bytes).expect("ASCII in, ASCII out"));
+            }
+        }
+        Some(out)
+    }
+}
+
 fn fold(b: u8) -> u8 {
     if b == b'_' {
         b'-'
@@ -70,6 +96,27 @@ mod tests {
         ] {
             assert!(!p.is_routing_header(name), "{name}");
         }
+    }
+
+    #[test]
+    fn spellings_are_exactly_what_the_policy_matches() {
+        let p = HeaderPolicy::new(["X-RiksTV-Beta", "X-Sig"]);
+        let mut s = p.spellings(64).unwrap();
+        s.sort();
+        assert_eq!(
+            s,
+            [
+                "x-rikstv-beta",
+                "x-rikstv_beta",
+                "x-sig",
+                "x_rikstv-beta",
+                "x_rikstv_beta",
+                "x_sig"
+            ]
+        );
+        assert!(s.iter().all(|n| p.is_routing_header(n)));
+        // Too many to delete one by one: the caller scans instead.
+        assert_eq!(HeaderPolicy::new(["a-b-c-d-e-f-g"]).spellings(32), None);
     }
 
     #[test]
