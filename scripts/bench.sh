@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Benchmarks, each figure against a peer measured in the same run on the same machine:
 #   1. edge bundle size (wasm and JS, raw and gzip), every algorithm enabled;
-#   2. rule table matching with 10 / 1,000 / 10,000 routers, and compiling 10,000;
+#   2. core, native and wasm: token verification per algorithm (and WebCrypto's), rule table
+#      matching with 10 / 1,000 / 10,000 routers, and compiling 10,000;
 #   3. origin router vs NGINX and HAProxy (Debian packages) doing the same job: header
 #      X-RiksTV-Beta: true to one pool, everything else to another, keep-alive to the backend on
-#      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor.
+#      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor;
+#   4. the edge worker in workerd against a pass-through JS worker and a JS worker doing the same
+#      job with `jose`, with no token and HS256/RS256/ES256/EdDSA tokens.
 # Usage: scripts/bench.sh [SECONDS_PER_RUN] (default 8). BENCH_ONLY="router edge" (any of bundle,
-# rules, core, router, edge) runs only those sections. Needs 2+ cores: wrk on core 0, the
-# proxy under test on core 1 (one worker each), the backend unpinned.
+# core, router, edge) runs only those sections. Needs 2+ cores: the load generator (wrk) and the
+# backend on core 0, the proxy or workerd under test alone on core 1 (one worker each).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 DURATION=${1:-8}
-ONLY=${BENCH_ONLY:-bundle rules core router edge}
+ONLY=${BENCH_ONLY:-bundle core router edge}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 CONNS=32
 WORK=$(mktemp -d)
@@ -51,9 +54,45 @@ echo "goal: wasm at most 200 KB gzip"
 echo
 }
 
-section_rules() {
-echo "## 2. Rule table (native, release)"
-cargo bench -q -p betaroute-core --bench rules 2>/dev/null | sed 's/^/    /'
+section_core() {
+echo "## 2. Core, native and wasm (wasm32-wasip1 under Node's V8, the engine workerd embeds)"
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1 >/dev/null
+cargo build -q --release -p betaroute-router
+cargo build -q --release -p betaroute-core --example corebench
+cargo build -q --release --target wasm32-wasip1 -p betaroute-core --example corebench
+local vec="$WORK/vectors"; mkdir -p "$vec"
+for alg in HS256 HS384 HS512 RS256 RS384 RS512 PS256 ES256 EdDSA; do
+  target/release/betaroute keys generate --alg "$alg" --kid "k-$alg" --private "$vec/$alg.key" --public "$vec/$alg.jwks.json" >/dev/null
+  target/release/betaroute token mint --key "$vec/$alg.key" --beta --exp 1h > "$vec/$alg.token"
+done
+target/release/examples/corebench "$vec" | sed 's/^/native /' > "$WORK/core.txt"
+node --no-warnings bench/wasi.mjs target/wasm32-wasip1/release/examples/corebench.wasm "$vec" | sed 's/^/wasm /' >> "$WORK/core.txt"
+node bench/webcrypto.mjs "$vec" >> "$WORK/core.txt"
+echo
+echo "Token verification (signature + claims), µs per token:"
+echo
+printf '| alg | native | wasm | wasm / native | WebCrypto (Node) |\n|---|---|---|---|---|\n'
+for alg in HS256 HS384 HS512 RS256 RS384 RS512 PS256 ES256 EdDSA; do
+  awk -v alg="$alg" '
+    $1 == "native" && $2 == "verify" && $3 == alg {n = $4}
+    $1 == "wasm" && $2 == "verify" && $3 == alg {w = $4}
+    $1 == "webcrypto" && $2 == alg {c = $3}
+    END {printf "| %s | %.1f | %.1f | %.1fx | %s |\n", alg, n/1000, w/1000, w/n, c ? sprintf("%.1f", c/1000) : "-"}' "$WORK/core.txt"
+done
+echo
+echo "The edge checks HMAC in wasm (the column above) and hands RSA, ECDSA and EdDSA to workerd's"
+echo "WebCrypto, which runs natively in-thread; Node's WebCrypto runs each check on its thread pool,"
+echo "so its column overstates the cost. Native RSA uses the rsa crate (num-bigint-dig Montgomery"
+echo "multiplication is most of it), which only the CLI uses."
+echo
+echo "Rule table, ns per lookup:"
+echo
+printf '| routers | native | wasm |\n|---|---|---|\n'
+for n in 10 1000 10000; do
+  awk -v n="$n" '$2 == "lookup" && $3 == n {v[$1] = $4} END {printf "| %s | %.1f | %.1f |\n", n, v["native"], v["wasm"]}' "$WORK/core.txt"
+done
+awk '$2 == "lookup" && $3 == 10 {a[$1] = $4} $2 == "lookup" && $3 == 10000 {b[$1] = $4} $2 == "compile10000" {c[$1] = $3}
+  END {printf "\nratio 10,000 / 10 routers: native %.2f, wasm %.2f (goal: at most 2.00)\ncompile 10,000 routers (parse + index): native %.1f ms, wasm %.1f ms\n", b["native"]/a["native"], b["wasm"]/a["wasm"], c["native"], c["wasm"]}' "$WORK/core.txt"
 echo
 }
 
@@ -147,10 +186,11 @@ echo
 section_edge() {
 echo "## 4. Edge through workerd (Miniflare's socket), wrk -t1 -c16 -d${DURATION}s, NGINX origin"
 # Miniflare echoes the "+log" worker's log lines: keep the table only.
-node bench/edge.mjs http://127.0.0.1:9401 "$DURATION" | grep -v '^{"'
+# workerd (started by Node) on core 1, wrk on core 0 with the backend.
+taskset -c 1 node bench/edge.mjs http://127.0.0.1:9401 "$DURATION" | grep -v '^{"'
 }
 
 if want router || want edge; then backend; fi
-for s in bundle rules core router edge; do
+for s in bundle core router edge; do
   if want "$s" && declare -F "section_$s" >/dev/null; then "section_$s"; fi
 done
