@@ -134,9 +134,6 @@ fn main() {
     }
     let start = Instant::now();
     let table = Table::new(routers(10_000));
-    println!(
-        "compile10000 {:.1}",
-        start.elapsed().as_secs_f64() * 1000.0
-    );
+    println!("compile10000 {:.1}", start.elapsed().as_secs_f64() * 1000.0);
     black_box(table);
 }
