@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -472,30 +472,43 @@ async fn sigterm_lets_requests_in_flight_finish() {
     assert!(exit.success(), "{exit:?}");
 }
 
-/// A raw HTTP/1.1 backend that counts the connections it accepts and closes a keep-alive
-/// connection once it has been idle for 50 ms, as backends with short idle timeouts do.
-async fn counting_backend() -> (String, Arc<AtomicUsize>) {
+/// A raw HTTP/1.1 backend that counts the connections it accepts. Once `close_idle_ms` is set
+/// (0: never), it closes a keep-alive connection idle for that long, as backends with short idle
+/// timeouts do.
+async fn counting_backend() -> (String, Arc<AtomicUsize>, Arc<AtomicU64>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let close_idle_ms = Arc::new(AtomicU64::new(0));
+    let (count, limit) = (accepted.clone(), close_idle_ms.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else {
                 continue;
             };
             count.fetch_add(1, Ordering::SeqCst);
+            let limit = limit.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
+                let mut idle_ms = 0;
                 loop {
                     let read =
-                        tokio::time::timeout(Duration::from_millis(50), s.read(&mut chunk)).await;
-                    let Ok(Ok(n)) = read else { return }; // idle too long: close
-                    if n == 0 {
-                        return;
-                    }
+                        tokio::time::timeout(Duration::from_millis(10), s.read(&mut chunk)).await;
+                    let n = match read {
+                        Ok(Ok(0) | Err(_)) => return,
+                        Ok(Ok(n)) => n,
+                        Err(_) => {
+                            idle_ms += 10;
+                            let l = limit.load(Ordering::SeqCst);
+                            if l > 0 && idle_ms >= l {
+                                return; // idle too long: close
+                            }
+                            continue;
+                        }
+                    };
+                    idle_ms = 0;
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         buf.drain(..end + 4);
@@ -508,12 +521,12 @@ async fn counting_backend() -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (url, accepted)
+    (url, accepted, close_idle_ms)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_connections_are_reused_and_closed_ones_replaced() {
-    let (url, accepted) = counting_backend().await;
+    let (url, accepted, close_idle_ms) = counting_backend().await;
     let r = Router::start(&format!(
         r#"
 http:
@@ -523,17 +536,31 @@ http:
     one: {{loadBalancer: {{servers: [{{url: "{url}"}}]}}}}
 "#
     ));
-    // Back to back: one client connection, so one worker thread, so one backend connection.
-    let c = client();
-    for _ in 0..30 {
-        let (status, body) = request(&c, r.web, "GET", "h", "/", &[], Bytes::new()).await;
-        assert_eq!((status, body.as_str()), (200, "ok"));
+    // Back to back on one raw client connection (a pooled client may open a second one, which
+    // could land on another worker thread): one worker thread, so one backend connection.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(r.web).await.unwrap();
+        for i in 0..30 {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !(got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"ok")) {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "request {i}: connection closed");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 200"), "request {i}");
+        }
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "keep-alive reused");
-    // The backend closes idle connections after 50 ms: the router notices and connects again
-    // instead of failing the request.
+    // Now the backend closes idle connections after 50 ms: the router notices and connects
+    // again instead of failing the request.
+    close_idle_ms.store(50, Ordering::SeqCst);
     for round in 0..5 {
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let (status, body) = get(r.web, "h", "/", &[]).await;
         assert_eq!((status, body.as_str()), (200, "ok"), "round {round}");
     }
