@@ -394,7 +394,7 @@ pub fn entry(req: web_sys::Request, env: Env) -> js_sys::Promise {
 /// Forwards the request as decided: the origin's response to come (a promise), or a 502 when the
 /// request could not even be sent. With request logging on, the log line is written when the
 /// origin's status is known (one continuation); without, the origin's promise is passed on.
-fn respond(req: &web_sys::Request, url: &str, cfg: &EdgeConfig, outcome: &Outcome) -> JsValue {
+fn respond(req: &web_sys::Request, url: &str, cfg: &Rc<EdgeConfig>, outcome: &Outcome) -> JsValue {
     let pending = forward(req, url, cfg, &outcome.decision);
     if !cfg.log_requests {
         return match pending {
@@ -490,13 +490,58 @@ async fn handle(
     Ok(respond(&req, &url, &cfg, &outcome))
 }
 
+/// Header names as JavaScript strings, made once per configuration: passing a JS string into a
+/// `Headers` call costs nothing, where a Rust `&str` is decoded from wasm memory on every call.
+struct JsNames {
+    /// `cfg.strip_spellings`, when there are few enough to delete by name.
+    strip: Option<Vec<JsValue>>,
+    forwarded_host: JsValue,
+    forwarded_proto: JsValue,
+}
+
+fn js_names(cfg: &Rc<EdgeConfig>) -> Rc<JsNames> {
+    thread_local! {
+        // Keyed by the configuration it was made from (held, so its address is not reused).
+        static NAMES: RefCell<Option<(Rc<EdgeConfig>, Rc<JsNames>)>> = const { RefCell::new(None) };
+    }
+    NAMES.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some((_, names)) = cell.as_ref().filter(|(c, _)| Rc::ptr_eq(c, cfg)) {
+            return names.clone();
+        }
+        let names = Rc::new(JsNames {
+            strip: cfg
+                .strip_spellings
+                .as_ref()
+                .map(|s| s.iter().map(|n| JsValue::from_str(n)).collect()),
+            forwarded_host: JsValue::from_str("x-forwarded-host"),
+            forwarded_proto: JsValue::from_str("x-forwarded-proto"),
+        });
+        *cell = Some((cfg.clone(), names.clone()));
+        names
+    })
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `Headers`, with names passed as JavaScript strings.
+    #[wasm_bindgen(js_name = Headers)]
+    type JsHeaders;
+
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_name(this: &JsHeaders, name: &JsValue) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = set)]
+    fn set_name(this: &JsHeaders, name: &JsValue, value: &str) -> Result<(), JsValue>;
+}
+
 /// Starts the origin fetch: same method, path, query, headers (minus routing headers, plus the
 /// decision's) and body, streamed. Redirects are returned, not followed. The promise resolves to
 /// the origin's response, untouched.
 fn forward(
     incoming: &web_sys::Request,
     incoming_url: &str,
-    cfg: &EdgeConfig,
+    cfg: &Rc<EdgeConfig>,
     decision: &Decision,
 ) -> Result<js_sys::Promise, String> {
     let url = upstream_url(cfg.origin.as_deref(), incoming_url);
@@ -507,14 +552,15 @@ fn forward(
     let method = incoming.method();
     let headers = web_sys::Headers::new_with_headers(&incoming.headers())
         .map_err(|e| format!("copying the headers: {e:?}"))?;
-    match &cfg.strip_spellings {
+    let names = js_names(cfg);
+    match &names.strip {
         // Headers ignore case: deleting each spelling is a few calls, where reading every name
         // back into wasm is several per header.
-        Some(names) => {
-            for name in names {
-                headers
-                    .delete(name)
-                    .map_err(|e| format!("removing {name}: {e:?}"))?;
+        Some(spellings) => {
+            let h: &JsHeaders = headers.unchecked_ref();
+            for name in spellings {
+                h.delete_name(name)
+                    .map_err(|e| format!("removing {name:?}: {e:?}"))?;
             }
         }
         None => {
@@ -537,8 +583,9 @@ fn forward(
     // X-Forwarded-Host from the edge (useForwardedHost), so a client must not be able to set it.
     // The value is the authority of the URL the edge was called with (what Cloudflare routed on).
     let (proto, authority, _) = split_url(incoming_url);
-    let _ = headers.set("x-forwarded-host", authority);
-    let _ = headers.set("x-forwarded-proto", proto);
+    let h: &JsHeaders = headers.unchecked_ref();
+    let _ = h.set_name(&names.forwarded_host, authority);
+    let _ = h.set_name(&names.forwarded_proto, proto);
     for (name, value) in &decision.inject {
         headers
             .set(name, value)

@@ -53,33 +53,41 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ns_per_lookup(n: usize) -> f64 {
-    let table = Table::new(routers(n));
-    let hosts = n / 2;
-    let requests: Vec<SimpleRequest> = (0..64)
-        .map(|k| {
-            let req = SimpleRequest::get(&format!(
-                "http://svc{}.example.com/api/items",
-                (k * 7919) % hosts
-            ));
-            if k % 2 == 0 {
-                req.header("X-RiksTV-Beta", "true")
-            } else {
-                req
-            }
+/// ns per lookup for each table size. Sizes are measured in interleaved rounds, so the machine's
+/// drift over the run (a shared VM drifts by tens of percent) weighs on every size alike.
+fn ns_per_lookup(sizes: &[usize]) -> Vec<f64> {
+    let setups: Vec<(Table<u32>, Vec<SimpleRequest>)> = sizes
+        .iter()
+        .map(|&n| {
+            let hosts = n / 2;
+            let requests = (0..64)
+                .map(|k| {
+                    let req = SimpleRequest::get(&format!(
+                        "http://svc{}.example.com/api/items",
+                        (k * 7919) % hosts
+                    ));
+                    if k % 2 == 0 {
+                        req.header("X-RiksTV-Beta", "true")
+                    } else {
+                        req
+                    }
+                })
+                .collect();
+            (Table::new(routers(n)), requests)
         })
         .collect();
-    let iters = 20_000;
-    let rounds: Vec<f64> = (0..15)
-        .map(|_| {
+    let iters = 50_000;
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); sizes.len()];
+    for _ in 0..21 {
+        for (i, (table, requests)) in setups.iter().enumerate() {
             let start = Instant::now();
-            for i in 0..iters {
-                black_box(table.find(black_box(&requests[i % requests.len()])));
+            for k in 0..iters {
+                black_box(table.find(black_box(&requests[k % requests.len()])));
             }
-            start.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    median(rounds)
+            rounds[i].push(start.elapsed().as_nanos() as f64 / iters as f64);
+        }
+    }
+    rounds.into_iter().map(median).collect()
 }
 
 /// Median time per call of `f`, over rounds of at least 100 ms each.
@@ -129,8 +137,9 @@ fn main() {
     if let Some(dir) = std::env::args().nth(1) {
         verify_benches(std::path::Path::new(&dir));
     }
-    for n in [10, 1_000, 10_000] {
-        println!("lookup {n} {:.1}", ns_per_lookup(n));
+    let sizes = [10, 1_000, 10_000];
+    for (n, ns) in sizes.iter().zip(ns_per_lookup(&sizes)) {
+        println!("lookup {n} {ns:.1}");
     }
     let start = Instant::now();
     let table = Table::new(routers(10_000));
