@@ -156,33 +156,43 @@ sleep 1
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run() { # PORT PID [PATH] -> "rps p50_ms p99_ms cpu_us_per_request", each the median of 3 runs
-  local port=$1 pid=$2 path=${3:-/} runs=""
-  for _ in 1 2 3; do
-    local t0 out t1
-    t0=$(cpu_ticks "$pid")
-    out=$(taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency -H "Host: api.example.com" -H "X-RiksTV-Beta: true" "http://127.0.0.1:$port$path" 2>/dev/null)
-    t1=$(cpu_ticks "$pid")
-    runs+=$(echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
-      function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-      /requests in/ {n=$1} /Requests\/sec/ {rps=$2} / 50%/ {p50=ms($2)} / 99%/ {p99=ms($2)}
-      END {printf "%s %.3f %.3f %.1f\n", rps, p50, p99, (t1-t0)/hz*1e6/n}')$'\n'
-  done
-  local col out=""
-  for col in 1 2 3 4; do out+="$(printf '%s' "$runs" | cut -d' ' -f$col | sort -g | sed -n 2p) "; done
+once() { # PORT PID [PATH] -> "rps p50_ms p99_ms cpu_us_per_request" for one wrk run
+  local port=$1 pid=$2 path=${3:-/} t0 out t1
+  t0=$(cpu_ticks "$pid")
+  out=$(taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency -H "Host: api.example.com" -H "X-RiksTV-Beta: true" "http://127.0.0.1:$port$path" 2>/dev/null)
+  t1=$(cpu_ticks "$pid")
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /requests in/ {n=$1} /Requests\/sec/ {rps=$2} / 50%/ {p50=ms($2)} / 99%/ {p99=ms($2)}
+    END {printf "%s %.3f %.3f %.1f\n", rps, p50, p99, (t1-t0)/hz*1e6/n}'
+}
+medians() { # lines of "rps p50 p99 cpu" on stdin -> the median of each column
+  local runs col out=""
+  runs=$(cat)
+  for col in 1 2 3 4; do out+="$(printf '%s\n' "$runs" | cut -d' ' -f$col | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}') "; done
   echo "$out"
 }
-read -r n_rps n_p50 n_p99 n_cpu <<< "$(run 9402 "$(worker_of "$WORK/nginx.pid")")"
+# Targets in interleaved rounds: this VM's speed drifts by 20% and more over a few minutes, and a
+# target always measured last was measured on a slower machine (seen: betaroute 60k req/s first,
+# 49k last, same process).
+targets=("direct backend|9401|$(worker_of "$WORK/backend.pid")|/" "NGINX|9402|$(worker_of "$WORK/nginx.pid")|/"
+  "HAProxy|9403|$(cat "$WORK/haproxy.pid")|/" "betaroute|9404|$(cat "$WORK/betaroute.pid")|/"
+  "hyper alone: betaroute admin /ping, no proxying|9405|$(cat "$WORK/betaroute.pid")|/ping")
+declare -A runs=()
+for _ in 1 2 3; do
+  for t in "${targets[@]}"; do
+    IFS='|' read -r name port pid path <<< "$t"
+    runs[$name]+="$(once "$port" "$pid" "$path")"$'\n'
+  done
+done
+read -r n_rps n_p50 n_p99 n_cpu <<< "$(printf '%s' "${runs[NGINX]}" | medians)"
 printf '| target | req/s | vs NGINX | p50 ms | p99 ms | p99 vs NGINX | CPU µs/request |\n|---|---|---|---|---|---|---|\n'
-for t in "direct backend:9401:$(worker_of "$WORK/backend.pid")" "NGINX:9402:" "HAProxy:9403:$(cat "$WORK/haproxy.pid")" "betaroute:9404:$(cat "$WORK/betaroute.pid")"; do
-  IFS=: read -r name port pid <<< "$t"
-  if [ "$port" = 9402 ]; then rps=$n_rps p50=$n_p50 p99=$n_p99 cpu=$n_cpu; else read -r rps p50 p99 cpu <<< "$(run "$port" "$pid")"; fi
+for t in "${targets[@]}"; do
+  IFS='|' read -r name port pid path <<< "$t"
+  read -r rps p50 p99 cpu <<< "$(printf '%s' "${runs[$name]}" | medians)"
   printf '| %s | %.0f | %.2fx | %s | %s | %.2fx | %s |\n' "$name" "$rps" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" "$p50" "$p99" "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN{print a/b}')" "$cpu"
 done
-# What bounds the router: hyper serving a constant answer with no proxying at all (betaroute's
-# own admin /ping, same process, same core). A proxy does two such HTTP/1 exchanges per request.
-read -r rps p50 p99 cpu <<< "$(run 9405 "$(cat "$WORK/betaroute.pid")" /ping)"
-printf '| hyper alone: betaroute admin /ping, no proxying | %.0f | %.2fx | %s | %s | %.2fx | %s |\n' "$rps" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" "$p50" "$p99" "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN{print a/b}')" "$cpu"
+echo "(medians of 3 interleaved rounds per column; \"hyper alone\" is betaroute's own admin /ping: hyper serving a constant, the floor of one HTTP/1 exchange, of which a proxy does two)"
 echo "goal: betaroute at least NGINX's req/s, p99 no worse"
 echo
 }
