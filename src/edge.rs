@@ -429,7 +429,7 @@ fn respond(req: &web_sys::Request, url: &str, cfg: &Rc<EdgeConfig>, outcome: &Ou
                     }
                     Err(e) => {
                         log(502);
-                        JsValue::from(bad_gateway(&format!("fetch failed: {}", js::describe(&e))))
+                        JsValue::from(fetch_failed(&e))
                     }
                 }
             });
@@ -449,8 +449,13 @@ thread_local! {
     /// Turns a failed origin fetch into a 502 (made once per isolate: a closure per request
     /// would cost an allocation and a finalizer registration).
     static UPSTREAM_FAILED: UpstreamFailed = wasm_bindgen::closure::Closure::new(|e: JsValue| {
-        Ok(bad_gateway(&format!("fetch failed: {}", js::describe(&e))).into())
+        Ok(fetch_failed(&e).into())
     });
+}
+
+/// The 502 for a rejected origin fetch (its rejection value says why), logged.
+fn fetch_failed(e: &JsValue) -> web_sys::Response {
+    bad_gateway(&format!("fetch failed: {}", js::describe(e)))
 }
 
 /// The 502 for an origin that could not be reached, logged.

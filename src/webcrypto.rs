@@ -131,10 +131,7 @@ pub async fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, String> {
-    // ES256 (raw r||s, RFC 7518 3.4) and Ed25519 signatures are 64 bytes: any other length is
-    // simply invalid. Checked here because WebCrypto rejects the call instead of answering false,
-    // which would read as a key problem.
-    if matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64 {
+    if wrong_length(alg, signature) {
         return Ok(false);
     }
     let subtle = subtle()?;
@@ -155,6 +152,13 @@ pub async fn verify(
     Ok(result.as_bool() == Some(true))
 }
 
+/// ES256 (raw r||s, RFC 7518 3.4) and Ed25519 signatures are 64 bytes: any other length is simply
+/// invalid. Checked before WebCrypto, which rejects the call instead of answering false, and that
+/// would read as a key problem.
+fn wrong_length(alg: Alg, signature: &[u8]) -> bool {
+    matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64
+}
+
 fn start(
     subtle: &SubtleCrypto,
     key: &CryptoKey,
@@ -169,8 +173,8 @@ fn start(
 
 /// Starts a verification when the key is already imported: the promise resolves to whether the
 /// signature verifies, and rejects when WebCrypto refuses the key or algorithm. `None` when the
-/// key must be imported first (use `verify`), or when the signature cannot verify at all
-/// (`Some(Ok(None))`: wrong length, see `verify`).
+/// key must be imported first (use `verify`); `Some(Ok(None))` when the signature cannot verify
+/// at all (`wrong_length`).
 pub fn start_cached(
     generation: u64,
     index: usize,
@@ -178,7 +182,7 @@ pub fn start_cached(
     message: &[u8],
     signature: &[u8],
 ) -> Option<Result<Option<js_sys::Promise>, String>> {
-    if matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64 {
+    if wrong_length(alg, signature) {
         return Some(Ok(None));
     }
     let key = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned())?;
