@@ -172,6 +172,7 @@ fn decide_now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> 
     let started = webcrypto::start_cached(
         key_generation(generation, 0),
         index,
+        &verifier.keys().keys[index].material,
         pending.alg,
         &pending.jws.signing_input,
         &pending.jws.signature,

@@ -131,7 +131,7 @@ pub async fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, String> {
-    if wrong_length(alg, signature) {
+    if !material.signature_fits(alg, signature) {
         return Ok(false);
     }
     let subtle = subtle()?;
@@ -152,13 +152,6 @@ pub async fn verify(
     Ok(result.as_bool() == Some(true))
 }
 
-/// ES256 (raw r||s, RFC 7518 3.4) and Ed25519 signatures are 64 bytes: any other length is simply
-/// invalid. Checked before WebCrypto, which rejects the call instead of answering false, and that
-/// would read as a key problem.
-fn wrong_length(alg: Alg, signature: &[u8]) -> bool {
-    matches!(alg, Alg::Es256 | Alg::EdDsa) && signature.len() != 64
-}
-
 fn start(
     subtle: &SubtleCrypto,
     key: &CryptoKey,
@@ -174,15 +167,17 @@ fn start(
 /// Starts a verification when the key is already imported: the promise resolves to whether the
 /// signature verifies, and rejects when WebCrypto refuses the key or algorithm. `None` when the
 /// key must be imported first (use `verify`); `Some(Ok(None))` when the signature cannot verify
-/// at all (`wrong_length`).
+/// at all ([`KeyMaterial::signature_fits`], checked first, since WebCrypto rejects some of those
+/// calls instead of answering false, and that would read as a key problem).
 pub fn start_cached(
     generation: u64,
     index: usize,
+    material: &KeyMaterial,
     alg: Alg,
     message: &[u8],
     signature: &[u8],
 ) -> Option<Result<Option<js_sys::Promise>, String>> {
-    if wrong_length(alg, signature) {
+    if !material.signature_fits(alg, signature) {
         return Some(Ok(None));
     }
     let key = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned())?;

@@ -109,3 +109,54 @@ test("expected verdicts for the attacks", async () => {
     else if (name === "crit header") assert.equal(v, "malformed");
   }
 });
+
+// RFC 8017 8.2.2 step 1 / RSAVP1 step 1: a signature whose integer value is not below the modulus
+// is invalid, even when it is a valid signature plus n (the same value modulo n). Node signs with a
+// key whose modulus leaves room for s + n in the same number of bytes, so the forged value keeps
+// the modulus's length and only the range check can refuse it.
+test("an RSA signature plus the modulus is refused on both paths (RS256 and PS256)", async () => {
+  const { generateKeyPairSync, createSign, constants } = await import("node:crypto");
+  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const path = await import("node:path");
+  let pair, n;
+  do {
+    pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    n = BigInt("0x" + Buffer.from(pair.publicKey.export({ format: "jwk" }).n, "base64url").toString("hex"));
+  } while (n >= (3n << 2045n)); // below 0.75 * 2^2048: s + n fits in 256 bytes for a third of s
+  const jwks = { keys: ["RS256", "PS256"].map((alg) => ({ ...pair.publicKey.export({ format: "jwk" }), alg, kid: alg, use: "sig" })) };
+  const dir = mkdtempSync(path.join(tmpdir(), "betaroute-rsa-"));
+  const keysPath = path.join(dir, "jwks.json");
+  writeFileSync(keysPath, JSON.stringify(jwks));
+  const worker = await startWorker({ ORIGIN_URL: origin.url, JWT_KEYS: JSON.stringify(jwks) });
+  try {
+    for (const alg of ["RS256", "PS256"]) {
+      let checked = 0;
+      for (let i = 0; checked < 3 && i < 200; i++) {
+        const input = `${b64({ alg, kid: alg, typ: "JWT" })}.${b64({ sub: `u${i}`, beta: true, exp: 9e9 })}`;
+        const opts = alg === "PS256"
+          ? { key: pair.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
+          : pair.privateKey;
+        const s = BigInt("0x" + createSign("sha256").update(input).sign(opts).toString("hex"));
+        const forged = (s + n).toString(16).padStart(512, "0");
+        if (forged.length !== 512) continue; // s + n needs a 257th byte: try another signature
+        const valid = `${input}.${Buffer.from(s.toString(16).padStart(512, "0"), "hex").toString("base64url")}`;
+        const token = `${input}.${Buffer.from(forged, "hex").toString("base64url")}`;
+        const verdicts = async (t) => {
+          const r = cli(["token", "verify", "--keys", keysPath, t], { allowFail: true });
+          const native = JSON.parse(r.stdout);
+          const res = await worker.dispatchFetch("https://api.example.com/_betaroute/api/decision", {
+            headers: { authorization: `Bearer ${t}` },
+          });
+          return [native.valid ? "beta_claim" : native.error.split(":")[0], (await res.json()).reason];
+        };
+        assert.deepEqual(await verdicts(valid), ["beta_claim", "beta_claim"], `${alg} valid signature`);
+        assert.deepEqual(await verdicts(token), ["bad_signature", "bad_signature"], `${alg} signature + n`);
+        checked++;
+      }
+      assert.equal(checked, 3, `${alg}: three signatures checked`);
+    }
+  } finally {
+    await worker.dispose();
+  }
+});

@@ -6,22 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The traffic cohort of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cohort {
-    Beta,
-    Main,
-}
-
-impl Cohort {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cohort::Beta => "beta",
-            Cohort::Main => "main",
-        }
-    }
-}
+pub use crate::cohort::Cohort;
 
 /// Why a request landed in its cohort. The codes are stable: logs, the CLI and tests use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -103,7 +88,7 @@ impl Default for BetaPolicy {
     fn default() -> Self {
         BetaPolicy {
             claim: "beta".into(),
-            header: "X-RiksTV-Beta".into(),
+            header: crate::cohort::DEFAULT_HEADER.into(),
         }
     }
 }
@@ -122,7 +107,7 @@ impl BetaPolicy {
                 cohort: Cohort::Beta,
                 reason: Reason::BetaClaim,
                 detail: None,
-                inject: vec![(self.header.clone(), "true".into())],
+                inject: vec![(self.header.clone(), crate::cohort::BETA_VALUE.into())],
             }
         } else {
             Decision::main(Reason::NoBetaClaim, None)

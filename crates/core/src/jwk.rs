@@ -52,6 +52,23 @@ impl KeyMaterial {
         }
     }
 
+    /// Whether `signature` has the shape `alg` requires of a signature by this key, checked before
+    /// any cryptography on every path (native and WebCrypto), so that both refuse the same inputs:
+    /// ES256 (raw r||s, RFC 7518 3.4) and Ed25519 signatures are 64 bytes; an RSA signature is
+    /// exactly as long as the modulus and, as an integer, below it (RFC 8017 8.2.2 step 1 and
+    /// RSAVP1 step 1: a valid signature plus n is the same value modulo n, and must not verify).
+    pub fn signature_fits(&self, alg: Alg, signature: &[u8]) -> bool {
+        match (self, alg.family()) {
+            (KeyMaterial::Rsa { n, .. }, Family::RsaPkcs1 | Family::RsaPss) => {
+                let n = &n[n.iter().position(|&b| b != 0).unwrap_or(n.len())..];
+                // Same length, so big-endian byte order is numeric order.
+                signature.len() == n.len() && signature < n
+            }
+            (_, Family::Ecdsa | Family::EdDsa) => signature.len() == 64,
+            _ => true,
+        }
+    }
+
     /// Whether this material may verify `alg` at all (type and strength), before any `alg` pin.
     pub fn supports(&self, alg: Alg) -> bool {
         match (self, alg.family()) {
@@ -331,6 +348,31 @@ fn bit_len(be: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rsa_signatures_must_be_modulus_sized_and_below_the_modulus() {
+        use crate::alg::Alg;
+        // n = 0x00 c0 01 00 (a leading zero byte is not part of the length).
+        let key = super::KeyMaterial::Rsa {
+            n: vec![0, 0xc0, 0x01, 0x00],
+            e: vec![1, 0, 1],
+        };
+        for alg in [Alg::Rs256, Alg::Ps512] {
+            assert!(key.signature_fits(alg, &[0xc0, 0x00, 0xff]));
+            assert!(key.signature_fits(alg, &[0x00, 0x00, 0x01]));
+            assert!(!key.signature_fits(alg, &[0xc0, 0x01, 0x00]), "s = n");
+            assert!(!key.signature_fits(alg, &[0xc0, 0x01, 0x01]), "s > n");
+            assert!(!key.signature_fits(alg, &[0xff, 0xff, 0xff]), "s > n");
+            assert!(!key.signature_fits(alg, &[0x00, 0x00]), "short");
+            assert!(!key.signature_fits(alg, &[0x00, 0x00, 0x00, 0x01]), "long");
+        }
+        let ec = super::KeyMaterial::P256 {
+            x: vec![0; 32],
+            y: vec![0; 32],
+        };
+        assert!(ec.signature_fits(Alg::Es256, &[1; 64]));
+        assert!(!ec.signature_fits(Alg::Es256, &[1; 63]));
+    }
+
     use super::*;
 
     const RSA_N_2048: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";

@@ -7,6 +7,7 @@
 //! - [`jwk`]: key sets (JWKS or one JWK) parsed into typed, usable keys.
 //! - [`jws`]: strict parsing of a compact JWS.
 //! - [`verify`]: key selection, signature check (native) and claim validation.
+//! - [`cohort`]: the cohort of a request (beta or main), defined once for everyone.
 //! - [`decision`]: the beta decision as data (`Decision { cohort, reason, inject }`).
 //! - [`headers`]: which client-sent header names count as routing headers.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
@@ -24,6 +25,7 @@
 
 pub mod alg;
 pub mod claims;
+pub mod cohort;
 pub mod decision;
 pub mod headers;
 pub mod jwk;

@@ -40,6 +40,9 @@ pub fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, CheckError> {
+    if !key.signature_fits(alg, signature) {
+        return Ok(false);
+    }
     match (alg, key) {
         (Alg::Hs256, KeyMaterial::Oct { k }) => {
             Ok(check(&Hs256, &Hs256Key::new(k), message, signature))

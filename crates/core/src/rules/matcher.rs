@@ -195,6 +195,9 @@ impl Matcher {
         match self {
             Matcher::ClientIp(net) => p.req.client_ip().is_some_and(|ip| net.contains(ip)),
             Matcher::Method(m) => p.req.method() == m,
+            // Traefik v3.7: `*` alone matches every request, with or without a host (as `*` does
+            // for TCP routers' SNI).
+            Matcher::Host(expr) if expr == "*" => true,
             Matcher::Host(expr) => {
                 let h: &str = &p.host;
                 if h.is_empty() {

@@ -186,6 +186,21 @@ fn host() {
         &[("http://[::1]:8080/", true), ("http://[::2]/", false)],
         |r| r,
     );
+    // Traefik v3.7: `*` alone matches every host, and a request without one.
+    check(
+        "Host(`*`)",
+        &[
+            ("https://example.com", true),
+            ("http://127.0.0.1:8080/x", true),
+            ("http://[::1]/", true),
+        ],
+        |r| r,
+    );
+    check("Host(`*`)", &[("http://h/", true)], |r| {
+        r.header("Host", "")
+    });
+    assert_eq!(Rule::compile("Host(`*`)").unwrap().default_priority(), 9);
+    check("!Host(`*`)", &[("https://example.com", false)], |r| r);
     // The Host header, not the URL, is the request host.
     check(
         "Host(`api.example.com`)",
