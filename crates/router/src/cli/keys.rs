@@ -7,7 +7,7 @@ use betaroute_core::Alg;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Map, Value};
 
-use crate::error::{write_file, CliError};
+use super::error::{write_file, CliError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,7 +50,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let private = finish(private);
     let jwks = json!({ "keys": [finish(public)] });
     match (args.private, args.public) {
-        (None, None) => println!("{}", json!({ "private": private, "jwks": jwks })),
+        (None, None) => super::error::print_stdout(&format!(
+            "{}\n",
+            json!({ "private": private, "jwks": jwks })
+        ))?,
         (Some(p), Some(q)) => {
             write_file(&p, &format!("{private:#}\n"))?;
             write_file(&q, &format!("{jwks:#}\n"))?;

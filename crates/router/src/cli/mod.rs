@@ -1,14 +1,14 @@
-//! `betaroute`: the native command-line tool: the origin router (`betaroute serve`), configuration
-//! checks and routing explanations, and token and key tools for operators, tests and the demo.
-#![forbid(unsafe_code)]
+//! The commands of `betaroute`, together: the origin router (`serve`), configuration checks and
+//! routing explanations (`check`, `route explain`), and token and key tools (`token`, `keys`).
+//! Each command is a module; this one parses the arguments and maps errors to exit codes.
 
-mod check_cmd;
+mod check;
 mod error;
-mod keygen;
-mod mint;
-mod proxy;
-mod route_cmd;
-mod verify_cmd;
+mod keys;
+mod route;
+mod serve;
+mod token_mint;
+mod token_verify;
 
 use std::process::ExitCode;
 
@@ -36,33 +36,34 @@ enum Command {
     /// Explain routing decisions.
     #[command(subcommand)]
     Route(RouteCommand),
-    /// Validate static and dynamic configuration (exit 0, or 2 with located errors).
-    Check(check_cmd::Args),
+    /// Validate configuration: exit 0 when everything is honoured, 2 with located errors and
+    /// refusals.
+    Check(check::Args),
     /// Run the origin router.
-    Serve(proxy::Args),
+    Serve(serve::Args),
 }
 
 #[derive(Subcommand)]
 enum RouteCommand {
     /// Which router and service a request would take.
-    Explain(route_cmd::ExplainArgs),
+    Explain(route::ExplainArgs),
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Verify a token exactly as the edge does; prints the verdict as JSON.
-    Verify(verify_cmd::Args),
+    Verify(token_verify::Args),
     /// Mint a signed token for local testing.
-    Mint(mint::Args),
+    Mint(token_mint::Args),
 }
 
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Generate a private JWK and the matching public JWKS.
-    Generate(keygen::Args),
+    Generate(keys::Args),
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -72,12 +73,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Token(TokenCommand::Verify(args)) => verify_cmd::run(args),
-        Command::Token(TokenCommand::Mint(args)) => mint::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Keys(KeysCommand::Generate(args)) => keygen::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Route(RouteCommand::Explain(args)) => route_cmd::explain(args),
-        Command::Check(args) => check_cmd::run(args),
-        Command::Serve(args) => proxy::run(args),
+        Command::Token(TokenCommand::Verify(args)) => token_verify::run(args),
+        Command::Token(TokenCommand::Mint(args)) => {
+            token_mint::run(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Generate(args)) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Route(RouteCommand::Explain(args)) => route::explain(args),
+        Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,21 +1,25 @@
 //! `betaroute route explain`: which router a request would take (the CLI contract in BRIEF.md).
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use betaroute_core::rules::{Router, Rule, SimpleRequest, Table};
 use serde_json::json;
 
-use crate::error::CliError;
-use betaroute_router::config::{self, ConfigErrors};
+use super::error::CliError;
+use betaroute_router::config::{self, FileKind, StaticConfig};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "rule"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["config", "dynamic", "rule"])))]
 pub struct ExplainArgs {
-    /// Dynamic configuration (http.routers/services), or a static one whose providers name it.
+    /// Static configuration whose providers name the dynamic files, or a dynamic file (told by
+    /// its top-level keys).
     #[arg(long, value_name = "FILE")]
-    config: Option<String>,
+    config: Option<PathBuf>,
+    /// Dynamic configuration files alone.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    dynamic: Vec<PathBuf>,
     /// A single rule to test (the router is named "cli").
     #[arg(long, value_name = "RULE")]
     rule: Option<String>,
@@ -33,24 +37,67 @@ pub struct ExplainArgs {
     url: String,
 }
 
-/// Loads routing from a dynamic file, or from the dynamic files a static file names.
-pub fn load_routing(path: &Path) -> Result<config::RoutingConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let is_static = ["entryPoints", "providers"].iter().any(|k| {
-        text.lines().any(|l| {
-            let l = l.trim_start();
-            l.starts_with(&format!("[{k}"))
-                || l.starts_with(&format!("{k}:"))
-                || l.starts_with(&format!("{k}."))
-                || l.starts_with(&format!("{k} ="))
-        })
-    });
-    if is_static {
-        let st = config::load_static(path)?;
-        config::load_dynamic(&st.dynamic_files, st.dynamic_directory.as_deref())
-    } else {
-        config::load_dynamic(&[path.to_owned()], None)
+/// Where routing comes from: a configuration file (static or dynamic, told by its top-level
+/// keys) or dynamic files given as such.
+pub struct Sources {
+    config: Option<PathBuf>,
+    dynamic: Vec<PathBuf>,
+}
+
+impl Sources {
+    pub fn new(config: Option<PathBuf>, dynamic: Vec<PathBuf>) -> Sources {
+        Sources { config, dynamic }
     }
+
+    pub fn describe(&self) -> String {
+        match &self.config {
+            Some(c) => c.display().to_string(),
+            None => self
+                .dynamic
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// A loaded configuration and everything said about it (refusals, warnings).
+pub struct Loaded {
+    pub statics: Option<StaticConfig>,
+    pub routing: config::RoutingConfig,
+    pub diagnostics: Vec<config::Diagnostic>,
+}
+
+/// Loads routing: the dynamic files a static configuration names, or dynamic files alone.
+pub fn load_routing(sources: &Sources) -> Result<Loaded, CliError> {
+    let (statics, files, directory) = match &sources.config {
+        Some(path) => match config::file_kind(path)? {
+            FileKind::Static => {
+                let st = config::load_static(path)?;
+                let files = st.dynamic_files.clone();
+                let dir = st.dynamic_directory.clone();
+                (Some(st), files, dir)
+            }
+            FileKind::Dynamic => (None, vec![path.clone()], None),
+        },
+        None => (None, sources.dynamic.clone(), None),
+    };
+    let mut routing = config::load_dynamic(&files, directory.as_deref())?;
+    if let Some(st) = &statics {
+        let names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
+        routing.check_entry_points(&names);
+    }
+    let mut diagnostics: Vec<config::Diagnostic> = statics
+        .iter()
+        .flat_map(|s| s.diagnostics.iter().cloned())
+        .collect();
+    diagnostics.extend(routing.diagnostics.iter().cloned());
+    Ok(Loaded {
+        statics,
+        routing,
+        diagnostics,
+    })
 }
 
 pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
@@ -83,9 +130,16 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
             "cli".to_owned(),
         )]
     } else {
-        let path = args.config.as_deref().unwrap_or_default();
-        let routing = load_routing(Path::new(path)).map_err(|e| CliError::usage(e.to_string()))?;
-        routing
+        let loaded = load_routing(&Sources::new(args.config, args.dynamic))?;
+        for d in loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity >= config::Severity::Refused)
+        {
+            eprintln!("betaroute: {d}");
+        }
+        loaded
+            .routing
             .routers
             .into_iter()
             .map(|r| Router::new(&r.name, r.rule, r.priority, r.service))
@@ -94,14 +148,14 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let table = Table::new(routers);
     match table.find(&req) {
         Some(r) => {
-            println!(
-                "{}",
+            super::error::print_stdout(&format!(
+                "{}\n",
                 json!({"matched": true, "router": r.name, "service": r.target, "priority": r.priority})
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            println!("{}", json!({"matched": false}));
+            super::error::print_stdout(&format!("{}\n", json!({"matched": false})))?;
             Ok(ExitCode::from(1))
         }
     }

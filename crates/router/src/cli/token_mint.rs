@@ -8,7 +8,7 @@ use betaroute_core::Alg;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use serde_json::{json, Map, Value};
 
-use crate::error::{read_file, CliError};
+use super::error::{read_file, CliError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -113,7 +113,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     let input = format!("{}.{}", b64(&header), b64(&claims));
     let signature = sign(alg, &jwk, input.as_bytes())?;
-    println!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
+    super::error::print_stdout(&format!(
+        "{input}.{}\n",
+        Base64UrlUnpadded::encode_string(&signature)
+    ))?;
     Ok(())
 }
 

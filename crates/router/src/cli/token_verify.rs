@@ -8,7 +8,7 @@ use betaroute_core::verify::decide;
 use betaroute_core::{Alg, BetaPolicy, KeySet, Verifier, VerifyPolicy};
 use serde_json::{json, Map, Value};
 
-use crate::error::{read_file, CliError};
+use super::error::{read_file, CliError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             json!({"valid": false, "error": r.to_string(), "header": r.header, "claims": r.claims, "inject": inject})
         }
     };
-    println!("{out}");
+    super::error::print_stdout(&format!("{out}\n"))?;
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {

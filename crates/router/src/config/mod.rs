@@ -1,14 +1,26 @@
-//! Configuration: files in Traefik's shapes (TOML or YAML), loaded with located errors, validated
-//! into [`RoutingConfig`], the immutable value the proxy serves from and swaps on reload.
+//! Configuration in Traefik's shapes (TOML or YAML), read with located errors.
+//!
+//! - [`source`]: files as located trees (every key and value knows its line and column).
+//! - [`read`]: typed reading over those trees, keys in any letter case, diagnostics by severity.
+//! - [`static_config`]: entry points, admin, providers, access log, backend timeouts, cohort.
+//! - [`dynamic`]: routers, services and middlewares, validated into the [`RoutingConfig`] the
+//!   proxy serves from and swaps on reload.
 
-mod compile;
-pub mod load;
-pub mod model;
+pub mod dynamic;
+pub mod read;
+pub mod source;
+pub mod static_config;
 
 use std::fmt;
+use std::path::Path;
 
-pub use compile::{HealthSpec, RoutingConfig, ServiceSpec};
-pub use load::{load_dynamic, load_static, StaticConfig};
+pub use dynamic::{
+    load_dynamic, parse_dynamic_str, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig,
+    ServerSpec, ServiceSpec,
+};
+pub use read::{Diagnostic, Severity};
+pub use source::Format;
+pub use static_config::{load_static, StaticConfig};
 
 /// A configuration problem, with where it is. Several are reported at once when possible.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +32,19 @@ pub struct ConfigError {
     pub message: String,
     /// Extra lines shown under the message (a rule with a caret under the problem).
     pub snippet: Option<String>,
+}
+
+impl ConfigError {
+    /// A problem with a whole file (or with no file), not at one place in it.
+    pub fn whole(file: String, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file,
+            line: 0,
+            column: 0,
+            message: message.into(),
+            snippet: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -64,4 +89,23 @@ impl From<ConfigError> for ConfigErrors {
     fn from(e: ConfigError) -> Self {
         ConfigErrors(vec![e])
     }
+}
+
+/// What a configuration file is, decided by its top-level keys once parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Static,
+    Dynamic,
+}
+
+/// Parses `path` and tells whether it is a static configuration (it has entry points,
+/// providers or another static key at its top level) or a dynamic one.
+pub fn file_kind(path: &Path) -> Result<FileKind, ConfigErrors> {
+    let src = source::Source::read(path)?;
+    let tree = source::parse(&src, Format::of(path))?;
+    Ok(if static_config::is_static(&tree) {
+        FileKind::Static
+    } else {
+        FileKind::Dynamic
+    })
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use betaroute_router::config::load::AccessLog as AccessLogCfg;
+use crate::config::static_config::AccessLog as AccessLogCfg;
 
 /// What is logged of one request.
 pub struct Entry<'a> {
@@ -75,7 +75,7 @@ impl AccessLog {
     pub fn record(&self, e: Entry<'_>) {
         let line = if self.json {
             json!({
-                "time": super::forward::humantime_now(),
+                "time": humantime_now(),
                 "entrypoint": e.entry_point,
                 "router": e.router,
                 "service": e.service,
@@ -93,7 +93,7 @@ impl AccessLog {
             format!(
                 "{} - - [{}] \"{} {} HTTP/1.1\" {} - \"-\" \"-\" \"{}\" \"{}\" {}ms cohort={}",
                 e.client,
-                super::forward::humantime_now(),
+                humantime_now(),
                 e.method,
                 e.path,
                 e.status,
@@ -105,4 +105,30 @@ impl AccessLog {
         };
         let _ = self.tx.send(line);
     }
+}
+
+/// RFC 3339 UTC time with milliseconds, without a date crate.
+fn humantime_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
 }

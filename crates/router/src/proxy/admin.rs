@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use super::balancer::Service;
-use super::forward::Shared;
-use betaroute_router::config::ServiceSpec;
+use super::shared::Shared;
+use crate::config::ServiceSpec;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use betaroute_router::config::{HealthSpec, ServiceSpec};
+use crate::config::{HealthSpec, ServiceSpec};
 
 /// How long a server that refused a connection is skipped when no active health check watches it.
 pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(10);

@@ -8,25 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use betaroute_core::Cohort;
+
 /// Histogram bucket upper bounds, in seconds.
 pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cohort {
-    Beta = 0,
-    Main = 1,
-}
-
-impl Cohort {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cohort::Beta => "beta",
-            Cohort::Main => "main",
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct CohortMetrics {

@@ -22,7 +22,11 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::forward::UpstreamBody;
+use http_body_util::{Either, Empty};
+
+/// Request bodies to backends: the client's, streamed, or none (then a refused connection can be
+/// retried on another server, since nothing was consumed).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 /// Idle connections kept per backend and worker thread; more are closed when they come back.
 const MAX_IDLE_PER_SERVER: usize = 256;

@@ -8,14 +8,17 @@ use betaroute_core::rules::{Router, Table};
 
 use super::balancer::{self, Service};
 use super::metrics::{Registry, RouteMetrics};
-use betaroute_router::config::RoutingConfig;
+use crate::config::RoutingConfig;
 
 /// What a matched router leads to.
 #[derive(Debug)]
 pub struct Target {
     pub router: String,
     pub service_name: String,
-    pub service: Arc<Service>,
+    /// `None` for a refused router, which never forwards.
+    pub service: Option<Arc<Service>>,
+    /// Why the router is refused (its configuration uses what betaroute does not implement).
+    pub refused: Option<String>,
     pub metrics: Arc<RouteMetrics>,
 }
 
@@ -51,11 +54,15 @@ impl State {
                         .is_none_or(|eps| eps.iter().any(|e| e == ep))
                 })
                 .filter_map(|r| {
-                    let service = services.get(&r.service)?.clone();
+                    let service = match &r.refused {
+                        Some(_) => None,
+                        None => Some(services.get(&r.service)?.clone()),
+                    };
                     let target = Arc::new(Target {
                         router: r.name.clone(),
                         service_name: r.service.clone(),
                         service,
+                        refused: r.refused.clone(),
                         metrics: registry.route(ep, &r.name, &r.service),
                     });
                     Some(Router::new(&r.name, r.rule.clone(), r.priority, target))

@@ -1,0 +1,214 @@
+//! One request through the proxy, as named phases over one per-request context, in order:
+//!
+//! 1. **admit**: count it in flight, apply the entry point's trust in routing headers, decide
+//!    the cohort (after the trust check, so a forged header never counts as beta);
+//! 2. **route**: the entry point's table picks a router (404 when none matches);
+//! 3. **filter**: what a router does before forwarding; today it answers 503 for a router whose
+//!    configuration is refused, and middlewares will run here;
+//! 4. **prepare**: hop-by-hop headers out, X-Forwarded-* set;
+//! 5. **send**: a server of the service, with one retry when that is safe ([`upstream`]);
+//! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
+//! 7. **log**: metrics by cohort and the access log line.
+
+mod forwarded;
+mod route;
+mod trust;
+mod upstream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use super::access_log::Entry;
+use super::balancer::Server;
+use super::metrics::Cohort;
+use super::pool::{Pool, PooledBody};
+use super::shared::{EntryPointCtx, InFlight, PeerIp, Shared};
+use super::state::{State, Target};
+
+/// Response bodies: the backend's, streamed, or one of ours.
+pub type Body = Either<PooledBody, Full<Bytes>>;
+
+/// What the phases learn about a request and the log needs at the end.
+struct Ctx {
+    started: Instant,
+    cohort: Cohort,
+    /// X-Forwarded-Host of a trusted edge, when the entry point routes on it.
+    forwarded_host: Option<String>,
+    /// Whether the peer's X-Forwarded-* headers are believed.
+    trusted_peer: bool,
+    target: Option<Arc<Target>>,
+    server: Option<Arc<Server>>,
+    /// Method and path for the access log; copied only when there is one.
+    logged: Option<(Method, String)>,
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    ep: Arc<EntryPointCtx>,
+    peer: Arc<PeerIp>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let _in_flight = InFlight::enter(&shared.in_flight);
+    let state = shared.state.load_full();
+    let (mut parts, body) = req.into_parts();
+    let mut ctx = admit(&shared, &ep, &peer, &mut parts);
+    ctx.target = route::find(
+        &state,
+        &ep.name,
+        &route::View {
+            parts: &parts,
+            client: peer.ip,
+            forwarded_host: ctx.forwarded_host.as_deref(),
+        },
+    );
+    let resp = match ctx.target.clone() {
+        None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+        Some(target) => match filter(&target) {
+            Some(answer) => answer,
+            None => {
+                let host = prepare(&ctx, &peer, &mut parts);
+                let (result, server) = upstream::send(
+                    shared.response_header_timeout,
+                    &pool,
+                    &target,
+                    parts,
+                    body,
+                    host,
+                )
+                .await;
+                ctx.server = server;
+                respond(result)
+            }
+        },
+    };
+    log(&shared, &state, &ep, &peer, &ctx, resp.status().as_u16());
+    Ok(resp)
+}
+
+/// Admission: routing-header trust, then the cohort and the host to route on.
+fn admit(shared: &Shared, ep: &EntryPointCtx, peer: &PeerIp, parts: &mut Parts) -> Ctx {
+    let started = Instant::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(reason) = trust::apply(&ep.routing, parts, now) {
+        shared.registry.signature_rejected(&ep.name, reason);
+    }
+    let trusted_peer = ep.forwarded.trusts(peer.ip);
+    let forwarded_host = (trusted_peer && ep.forwarded.use_forwarded_host)
+        .then(|| route::forwarded_host(parts))
+        .flatten();
+    let cohort = Cohort::from_values(
+        parts
+            .headers
+            .get_all(&ep.cohort_header)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    Ctx {
+        started,
+        cohort,
+        forwarded_host,
+        trusted_peer,
+        target: None,
+        server: None,
+        logged: shared
+            .access_log
+            .is_some()
+            .then(|| (parts.method.clone(), parts.uri.path().to_owned())),
+    }
+}
+
+/// The router's own answer before any forwarding, if it has one.
+fn filter(target: &Target) -> Option<Response<Body>> {
+    target.refused.as_ref().map(|_| {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: this route's configuration uses a feature betaroute does not support yet (see `betaroute check`)\n",
+        )
+    })
+}
+
+/// Headers for the backend; returns the Host the client asked for (for passHostHeader).
+fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts) -> Option<HeaderValue> {
+    let original_host = ctx
+        .forwarded_host
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned())
+        .or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+    // Traefik's default: X-Forwarded-* from an untrusted peer are not believed.
+    forwarded::strip_hop_by_hop(&mut parts.headers, !ctx.trusted_peer);
+    forwarded::set_forwarded(
+        &mut parts.headers,
+        &peer.text,
+        &peer.value,
+        original_host.as_ref(),
+    );
+    original_host
+}
+
+fn respond(result: Result<Response<PooledBody>, super::error::ProxyError>) -> Response<Body> {
+    match result {
+        Ok(mut resp) => {
+            forwarded::strip_hop_by_hop(resp.headers_mut(), false);
+            resp.map(Either::Left)
+        }
+        Err(e) => text(e.status(), e.body()),
+    }
+}
+
+/// Metrics by cohort for the router (or the entry point's unmatched requests), and the access
+/// log line.
+fn log(shared: &Shared, state: &State, ep: &EntryPointCtx, peer: &PeerIp, ctx: &Ctx, status: u16) {
+    let elapsed = ctx.started.elapsed();
+    match &ctx.target {
+        Some(t) => t.metrics.record(ctx.cohort, status, elapsed),
+        None => {
+            if let Some(m) = state.unmatched.get(&ep.name) {
+                m.record(ctx.cohort, status, elapsed);
+            }
+        }
+    }
+    let (Some(access_log), Some((method, path))) = (&shared.access_log, &ctx.logged) else {
+        return;
+    };
+    access_log.record(Entry {
+        entry_point: &ep.name,
+        router: ctx.target.as_ref().map(|t| t.router.as_str()),
+        service: ctx.target.as_ref().map(|t| t.service_name.as_str()),
+        server: ctx.server.as_ref().map(|s| s.url_text.as_str()),
+        cohort: ctx.cohort.as_str(),
+        method: method.as_str(),
+        path,
+        status,
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        client: peer.ip,
+    });
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

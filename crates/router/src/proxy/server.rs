@@ -1,0 +1,280 @@
+//! Listening and serving: one `SO_REUSEPORT` socket per entry point per worker thread, a
+//! current-thread runtime per worker with its own backend pool, HTTP/1.1 connections handed to
+//! the request path, and a graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::error::ProxyError;
+use super::pool::Pool;
+use super::request;
+use super::shared::{EntryPointCtx, PeerIp, Shared};
+use crate::config::static_config::{EntryPoint, StaticConfig};
+
+/// Per entry point: its context, header timeout, and one listener per worker thread, all bound
+/// to the same address with `SO_REUSEPORT` (port 0 is resolved by the first).
+pub type Bound = Vec<(Arc<EntryPointCtx>, Duration, Vec<std::net::TcpListener>)>;
+
+pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, ProxyError> {
+    let cohort_header = http::HeaderName::from_bytes(
+        st.cohort_header.to_ascii_lowercase().as_bytes(),
+    )
+    .map_err(|_| {
+        ProxyError::Runtime(format!(
+            "cohort header {:?} is not a header name",
+            st.cohort_header
+        ))
+    })?;
+    let mut out = Vec::new();
+    for ep in &st.entry_points {
+        let socks = bind_reuseport(ep, threads)?;
+        let addr = socks[0].local_addr().map_err(|e| bind_error(ep, e))?;
+        println!(
+            "{}",
+            json!({"betaroute": "listening", "entrypoint": ep.name, "address": addr.to_string()})
+        );
+        let ctx = Arc::new(EntryPointCtx {
+            name: ep.name.clone(),
+            forwarded: ep.forwarded.clone(),
+            routing: ep.routing.clone(),
+            cohort_header: cohort_header.clone(),
+        });
+        out.push((
+            ctx,
+            ep.header_timeout.unwrap_or(Duration::from_secs(30)),
+            socks,
+        ));
+    }
+    Ok(out)
+}
+
+fn bind_error(ep: &EntryPoint, source: std::io::Error) -> ProxyError {
+    ProxyError::Bind {
+        what: format!("entry point {}", ep.name),
+        address: ep.address.clone(),
+        source,
+    }
+}
+
+fn bind_reuseport(
+    ep: &EntryPoint,
+    threads: usize,
+) -> Result<Vec<std::net::TcpListener>, ProxyError> {
+    let err = |e| bind_error(ep, e);
+    let mut addr: SocketAddr = ep.address.parse().map_err(|_| {
+        ProxyError::Runtime(format!(
+            "entry point {}: bad address {}",
+            ep.name, ep.address
+        ))
+    })?;
+    let mut socks = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(err)?;
+        sock.set_reuse_address(true).map_err(err)?;
+        sock.set_reuse_port(true).map_err(err)?;
+        sock.set_nonblocking(true).map_err(err)?;
+        sock.bind(&addr.into()).map_err(err)?;
+        sock.listen(1024).map_err(err)?;
+        let std_listener: std::net::TcpListener = sock.into();
+        addr = std_listener.local_addr().map_err(err)?;
+        socks.push(std_listener);
+    }
+    Ok(socks)
+}
+
+pub async fn bind_admin(addr: &str) -> Result<TcpListener, ProxyError> {
+    let bind_err = |source| ProxyError::Bind {
+        what: "admin".into(),
+        address: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    println!(
+        "{}",
+        json!({"betaroute": "listening", "entrypoint": "admin", "address": local.to_string()})
+    );
+    Ok(listener)
+}
+
+/// The worker threads, and how to stop them.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// One worker thread per core: listeners are split so that each thread gets one of each
+    /// entry point's sockets.
+    pub fn start(
+        st: &StaticConfig,
+        shared: &Arc<Shared>,
+        listeners: Bound,
+        threads: usize,
+    ) -> Result<Workers, ProxyError> {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut per_thread: Vec<Vec<(Arc<EntryPointCtx>, Duration, std::net::TcpListener)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (ctx, timeout, socks) in listeners {
+            for (i, sock) in socks.into_iter().enumerate() {
+                per_thread[i].push((ctx.clone(), timeout, sock));
+            }
+        }
+        let mut handles = Vec::new();
+        for (i, mine) in per_thread.into_iter().enumerate() {
+            let (shared, stop, timeouts) = (shared.clone(), stop_rx.clone(), st.timeouts.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("betaroute-worker-{i}"))
+                .spawn(move || worker(mine, shared, stop, timeouts))
+                .map_err(|e| ProxyError::Runtime(format!("cannot start worker thread: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(Workers { handles, stop })
+    }
+
+    /// Graceful stop: no new connections; requests in flight get up to 10 s to finish.
+    pub async fn stop(self, shared: &Shared) {
+        let _ = self.stop.send(true);
+        drain(shared).await;
+        for w in self.handles {
+            let _ = w.join();
+        }
+        eprintln!(
+            "{}",
+            json!({"betaroute": "stop", "unfinished": shared.in_flight.load(Ordering::SeqCst)})
+        );
+    }
+}
+
+fn worker(
+    mine: Vec<(Arc<EntryPointCtx>, Duration, std::net::TcpListener)>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    timeouts: crate::config::static_config::Timeouts,
+) {
+    let log_error = |e: &dyn std::fmt::Display| {
+        eprintln!(
+            "{}",
+            json!({"betaroute": "worker", "level": "error", "message": e.to_string()})
+        )
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return log_error(&e),
+    };
+    rt.block_on(async move {
+        let pool = Pool::new(timeouts.dial, timeouts.idle_conn);
+        pool.spawn_sweeper();
+        for (ctx, timeout, sock) in mine {
+            match TcpListener::from_std(sock) {
+                Ok(l) => {
+                    let conn = Conn {
+                        entry_point: ctx,
+                        shared: shared.clone(),
+                        pool: pool.clone(),
+                        header_timeout: timeout,
+                    };
+                    tokio::spawn(accept_loop(l, conn, stop.clone()));
+                }
+                Err(e) => log_error(&e),
+            }
+        }
+        let _ = stop.changed().await;
+        drain(&shared).await;
+    });
+}
+
+/// Waits until no request is in flight, for at most 10 s.
+async fn drain(shared: &Shared) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while shared.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What each connection of one entry point on one worker needs.
+#[derive(Clone)]
+struct Conn {
+    entry_point: Arc<EntryPointCtx>,
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    header_timeout: Duration,
+}
+
+async fn accept_loop(listener: TcpListener, conn: Conn, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                eprintln!(
+                    "{}",
+                    json!({"betaroute": "accept", "level": "error", "message": e.to_string()})
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = conn.clone();
+        let peer_ip = Arc::new(PeerIp::new(peer.ip()));
+        tokio::spawn(async move {
+            let header_timeout = conn.header_timeout;
+            let svc = service_fn(move |req| {
+                request::handle(
+                    conn.shared.clone(),
+                    conn.pool.clone(),
+                    conn.entry_point.clone(),
+                    peer_ip.clone(),
+                    req,
+                )
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,66 @@
+//! What every request of a running router shares: the current routing state (swapped whole on
+//! reload), the metrics registry, the access log and the backend timeouts; and, per entry
+//! point and per connection, who is asking and how far they are trusted.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::{HeaderName, HeaderValue};
+
+use super::access_log::AccessLog;
+use super::metrics::Registry;
+use super::state::State;
+use crate::config::static_config::{Forwarded, RoutingTrust};
+
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub registry: Arc<Registry>,
+    pub access_log: Option<AccessLog>,
+    pub response_header_timeout: Duration,
+    /// Requests being served, so a shutdown can let them finish.
+    pub in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight for as long as it lives.
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    pub fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An entry point's identity and trust settings, shared by its connections.
+pub struct EntryPointCtx {
+    pub name: String,
+    pub forwarded: Forwarded,
+    pub routing: RoutingTrust,
+    /// The header whose value decides the cohort (lowercase; the static `cohort.header`).
+    pub cohort_header: HeaderName,
+}
+
+/// A connection's peer address, as text and as a header value: computed once per connection,
+/// not per request.
+pub struct PeerIp {
+    pub ip: IpAddr,
+    pub text: String,
+    pub value: HeaderValue,
+}
+
+impl PeerIp {
+    pub fn new(ip: IpAddr) -> PeerIp {
+        let text = ip.to_string();
+        let value = HeaderValue::from_str(&text).expect("an IP address is a valid header value");
+        PeerIp { ip, text, value }
+    }
+}
