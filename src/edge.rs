@@ -6,7 +6,7 @@ use std::rc::Rc;
 use betaroute_core::alg::Family;
 use betaroute_core::signature;
 use betaroute_core::source::{self, Found};
-use betaroute_core::{native, Decision, Reason, Rejection};
+use betaroute_core::{native, Decision, Reason, Rejection, Verdict};
 use js_sys::Reflect;
 use serde_json::json;
 use wasm_bindgen::{JsCast, JsValue};
@@ -84,33 +84,8 @@ fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
     })
 }
 
-/// What the log line and the decision endpoint report.
-struct Outcome {
-    decision: Decision,
-    alg: Option<String>,
-    kid: Option<String>,
-}
-
-impl Outcome {
-    fn main(reason: Reason, detail: impl Into<String>) -> Outcome {
-        Outcome {
-            decision: Decision::main(reason, Some(detail.into())),
-            alg: None,
-            kid: None,
-        }
-    }
-
-    fn rejected(r: Rejection) -> Outcome {
-        Outcome {
-            alg: r.alg().map(str::to_owned),
-            kid: r.kid().map(str::to_owned),
-            decision: r.into_decision(),
-        }
-    }
-}
-
-/// The token the request carries, or the outcome when there is none to check.
-fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Outcome> {
+/// The token the request carries, or the verdict when there is none to check.
+fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Verdict> {
     let authorization = headers.get("authorization").ok().flatten();
     let cookie = headers.get("cookie").ok().flatten();
     match source::find(
@@ -118,8 +93,8 @@ fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Outc
         cookie.as_deref(),
         cfg.token_cookie.as_deref(),
     ) {
-        Found::None => Err(Outcome::main(Reason::NoToken, "no token in the request")),
-        Found::Ambiguous(why) => Err(Outcome::main(Reason::Malformed, why)),
+        Found::None => Err(Verdict::main(Reason::NoToken, "no token in the request")),
+        Found::Ambiguous(why) => Err(Verdict::main(Reason::Malformed, why)),
         Found::Token(t) => Ok(t.to_owned()),
     }
 }
@@ -128,7 +103,7 @@ fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Outc
 enum Now {
     /// No token, a configuration error, a token refused before any signature check, or an HMAC
     /// token (checked in Rust).
-    Decided(Outcome),
+    Decided(Verdict),
     /// One candidate key, already imported: its WebCrypto check is running.
     Verifying {
         verifier: Rc<betaroute_core::Verifier>,
@@ -145,17 +120,17 @@ enum Now {
 fn decide_now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now {
     let token = match token_of(headers, cfg) {
         Ok(t) => t,
-        Err(outcome) => return Now::Decided(outcome),
+        Err(verdict) => return Now::Decided(verdict),
     };
     if cfg.jwks.is_some() {
         return Now::Later;
     }
     let verifier = match &cfg.verifier {
         Ok(v) => v,
-        Err(e) => return Now::Decided(Outcome::main(Reason::ConfigError, e.as_str())),
+        Err(e) => return Now::Decided(Verdict::main(Reason::ConfigError, e.as_str())),
     };
     let pending = match verifier.begin(&token) {
-        Err(r) => return Now::Decided(Outcome::rejected(r)),
+        Err(r) => return Now::Decided(Verdict::rejected(r)),
         Ok(p) => p,
     };
     if pending.alg.family() == Family::Hmac {
@@ -214,21 +189,21 @@ extern "C" {
         -> js_sys::Promise;
 }
 
-async fn decide(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Outcome {
+async fn decide(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Verdict {
     let token = match token_of(headers, cfg) {
         Ok(t) => t,
-        Err(outcome) => return outcome,
+        Err(verdict) => return verdict,
     };
     let token = token.as_str();
     // Inline keys, or inline plus remote (JWT_JWKS_URL).
     let (verifier, remote) = match &cfg.jwks {
         None => match &cfg.verifier {
             Ok(v) => (v.clone(), 0),
-            Err(e) => return Outcome::main(Reason::ConfigError, e.as_str()),
+            Err(e) => return Verdict::main(Reason::ConfigError, e.as_str()),
         },
         Some(settings) => match jwks::verifier(cfg, settings, generation, false).await {
             Ok(found) => found,
-            Err(e) => return Outcome::main(Reason::ConfigError, e),
+            Err(e) => return Verdict::main(Reason::ConfigError, e),
         },
     };
     match verifier.begin(token) {
@@ -240,7 +215,7 @@ async fn decide(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -
                     let retry = fresh.begin(token);
                     finish_with(cfg, &fresh, key_generation(generation, fresh_remote), retry).await
                 }
-                _ => Outcome::rejected(r),
+                _ => Verdict::rejected(r),
             }
         }
         pending => finish_with(cfg, &verifier, key_generation(generation, remote), pending).await,
@@ -259,10 +234,10 @@ async fn finish_with(
     verifier: &betaroute_core::Verifier,
     generation: u64,
     pending: Result<betaroute_core::Pending, Rejection>,
-) -> Outcome {
+) -> Verdict {
     let pending = match pending {
         Ok(p) => p,
-        Err(r) => return Outcome::rejected(r),
+        Err(r) => return Verdict::rejected(r),
     };
     let mut verified_by = None;
     for &i in &pending.candidates {
@@ -319,17 +294,11 @@ fn conclude(
     verifier: &betaroute_core::Verifier,
     pending: betaroute_core::Pending,
     verified_by: Option<usize>,
-) -> Outcome {
-    let kid = pending.jws.kid.clone();
-    let alg = Some(pending.alg.name().to_owned());
+) -> Verdict {
     let now = js_sys::Date::now() / 1000.0;
     match verifier.finish(pending, verified_by, now) {
-        Ok(v) => Outcome {
-            decision: cfg.beta.decide(&v.claims),
-            alg,
-            kid,
-        },
-        Err(r) => Outcome::rejected(r),
+        Ok(v) => Verdict::verified(&v, &cfg.beta),
+        Err(r) => Verdict::rejected(r),
     }
 }
 
@@ -348,8 +317,8 @@ pub fn entry(req: web_sys::Request, env: Env) -> js_sys::Promise {
     let url = req.url();
     if !path_of(&url).starts_with(cfg.prefix.as_str()) {
         match decide_now(&req.headers(), &cfg, generation) {
-            Now::Decided(outcome) => {
-                let reply = respond(&req, &url, &cfg, &outcome);
+            Now::Decided(verdict) => {
+                let reply = respond(&req, &url, &cfg, &verdict);
                 return js_sys::Promise::resolve(&reply).unchecked_into();
             }
             Now::Verifying {
@@ -366,8 +335,8 @@ pub fn entry(req: web_sys::Request, env: Env) -> js_sys::Promise {
                         log_key_error(&verifier, index, &problem);
                         false
                     });
-                    let outcome = conclude(&cfg, &verifier, pending, verified.then_some(index));
-                    respond(&req, &url, &cfg, &outcome)
+                    let verdict = conclude(&cfg, &verifier, pending, verified.then_some(index));
+                    respond(&req, &url, &cfg, &verdict)
                 });
                 return check.unchecked_ref::<Settling>().then_both(&then, &then);
             }
@@ -395,24 +364,23 @@ pub fn entry(req: web_sys::Request, env: Env) -> js_sys::Promise {
 /// Forwards the request as decided: the origin's response to come (a promise), or a 502 when the
 /// request could not even be sent. With request logging on, the log line is written when the
 /// origin's status is known (one continuation); without, the origin's promise is passed on.
-fn respond(req: &web_sys::Request, url: &str, cfg: &Rc<EdgeConfig>, outcome: &Outcome) -> JsValue {
-    let pending = forward(req, url, cfg, &outcome.decision);
+fn respond(req: &web_sys::Request, url: &str, cfg: &Rc<EdgeConfig>, verdict: &Verdict) -> JsValue {
+    let pending = forward(req, url, cfg, &verdict.decision);
     if !cfg.log_requests {
         return match pending {
             Ok(p) => caught(p).into(),
             Err(e) => bad_gateway(&e).into(),
         };
     }
-    let line = json!({
-        "betaroute": "request",
-        "cohort": outcome.decision.cohort,
-        "reason": outcome.decision.reason,
-        "detail": outcome.decision.detail,
-        "alg": outcome.alg,
-        "kid": outcome.kid,
-        "method": req.method(),
-        "path": path_of(url),
-    });
+    // The verdict's fields without `inject`: the log line has never carried it (the cohort says
+    // whether the beta header was set).
+    let mut line = serde_json::to_value(verdict).unwrap_or_default();
+    if let Some(fields) = line.as_object_mut() {
+        fields.remove("inject");
+    }
+    line["betaroute"] = "request".into();
+    line["method"] = req.method().into();
+    line["path"] = path_of(url).into();
     let started = js_sys::Date::now();
     let log = move |status: u16| {
         let mut line = line;
@@ -487,13 +455,13 @@ async fn handle(
     cfg: Rc<EdgeConfig>,
     generation: u64,
 ) -> worker::Result<JsValue> {
-    let outcome = decide(&req.headers(), &cfg, generation).await;
+    let verdict = decide(&req.headers(), &cfg, generation).await;
     if let Some(rest) = path_of(&url).strip_prefix(cfg.prefix.as_str()) {
-        return own_page(&url, &env, &cfg, rest, &outcome)
+        return own_page(&url, &env, &cfg, rest, &verdict)
             .await
             .map(|r| web_sys::Response::from(r).into());
     }
-    Ok(respond(&req, &url, &cfg, &outcome))
+    Ok(respond(&req, &url, &cfg, &verdict))
 }
 
 /// Header names as JavaScript strings, made once per configuration: passing a JS string into a
@@ -639,20 +607,14 @@ async fn own_page(
     env: &Env,
     cfg: &EdgeConfig,
     rest: &str,
-    outcome: &Outcome,
+    verdict: &Verdict,
 ) -> worker::Result<Response> {
     if rest == "api/decision" {
-        let body = json!({
-            "cohort": outcome.decision.cohort,
-            "reason": outcome.decision.reason,
-            "detail": outcome.decision.detail,
-            "alg": outcome.alg,
-            "kid": outcome.kid,
-            "inject": outcome.decision.inject.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "beta_header": cfg.beta.header,
-            "beta_claim": cfg.beta.claim,
-            "config_problems": cfg.problems,
-        });
+        // The verdict, with the configuration that produced it.
+        let mut body = serde_json::to_value(verdict)?;
+        body["beta_header"] = json!(cfg.beta.header);
+        body["beta_claim"] = json!(cfg.beta.claim);
+        body["config_problems"] = json!(cfg.problems);
         let mut resp = Response::from_json(&body)?;
         resp.headers_mut().set("cache-control", "no-store")?;
         return Ok(resp);

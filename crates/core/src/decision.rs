@@ -162,12 +162,22 @@ impl Decision {
 }
 
 fn inject_as_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut m = s.serialize_map(Some(v.len()))?;
-    for (k, val) in v {
-        m.serialize_entry(k, val)?;
+    Inject(v).serialize(s)
+}
+
+/// Headers to inject (name, value), serialized as an object of name to value.
+#[derive(Debug, Clone, Copy)]
+pub struct Inject<'a>(pub &'a [(String, String)]);
+
+impl Serialize for Inject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            m.serialize_entry(name, value)?;
+        }
+        m.end()
     }
-    m.end()
 }
 
 #[cfg(test)]

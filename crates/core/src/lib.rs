@@ -9,6 +9,7 @@
 //! - [`verify`]: key selection, signature check (native) and claim validation.
 //! - [`cohort`]: the cohort of a request (beta or main), defined once for everyone.
 //! - [`decision`]: the beta decision as data (`Decision { cohort, reason, inject }`).
+//! - [`verdict`]: the decision with the token's `alg` and `kid`, as every report prints it.
 //! - [`headers`]: which client-sent header names count as routing headers.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
 //! - [`rules`]: the Traefik v3 rule engine and the compiled route table.
@@ -35,10 +36,12 @@ pub mod native;
 pub mod rules;
 pub mod signature;
 pub mod source;
+pub mod verdict;
 pub mod verify;
 
 pub use alg::Alg;
 pub use decision::{BetaPolicy, Cohort, Decision, Reason};
 pub use headers::HeaderPolicy;
 pub use jwk::{Jwk, KeyError, KeyMaterial, KeySet};
+pub use verdict::Verdict;
 pub use verify::{Pending, Rejection, Verified, Verifier, VerifyPolicy};

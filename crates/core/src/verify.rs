@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::Alg;
 use crate::claims::{self, ClaimsPolicy};
-use crate::decision::{BetaPolicy, Decision, Reason};
+use crate::decision::{Decision, Reason};
 use crate::jwk::{Jwk, KeySet};
 use crate::jws::{self, ParsedJws};
 use crate::native::{self, CheckError};
@@ -293,14 +293,6 @@ impl Verifier {
             }
         }
         Ok(None)
-    }
-}
-
-/// Maps a verification outcome to the routing decision.
-pub fn decide(outcome: Result<&Verified, &Rejection>, beta: &BetaPolicy) -> Decision {
-    match outcome {
-        Ok(v) => beta.decide(&v.claims),
-        Err(r) => r.clone().into_decision(),
     }
 }
 

@@ -4,6 +4,7 @@ use jwt_compact::Algorithm;
 use serde_json::json;
 
 use super::*;
+use crate::{BetaPolicy, Verdict};
 
 const K1: &str =
     "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
@@ -139,7 +140,7 @@ fn allow_list_size_limit_and_payload_shape() {
 }
 
 #[test]
-fn decision_from_outcome() {
+fn verdict_from_outcome() {
     let v = verifier(&format!(r#"{{"kty":"oct","k":"{K1}"}}"#));
     let beta = BetaPolicy::default();
     let t = hs256(
@@ -147,7 +148,7 @@ fn decision_from_outcome() {
         json!({"exp": 9e9, "beta": true}),
         &key1(),
     );
-    let d = decide(v.verify_native(&t, 0.0).as_ref(), &beta);
+    let d = Verdict::of(v.verify_native(&t, 0.0).as_ref(), &beta).decision;
     assert_eq!(d.reason, Reason::BetaClaim);
     assert_eq!(
         d.inject,
@@ -163,6 +164,6 @@ fn decision_from_outcome() {
         r.as_ref().unwrap_err().claims.is_some(),
         "claims shown once the signature held"
     );
-    let d = decide(r.as_ref(), &beta);
+    let d = Verdict::of(r.as_ref(), &beta).decision;
     assert_eq!((d.reason, d.inject.len()), (Reason::Expired, 0));
 }

@@ -4,9 +4,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use betaroute_core::claims::ClaimsPolicy;
-use betaroute_core::verify::decide;
-use betaroute_core::{Alg, BetaPolicy, KeySet, Verifier, VerifyPolicy};
-use serde_json::{json, Map, Value};
+use betaroute_core::{Alg, BetaPolicy, KeySet, Verdict, Verifier, VerifyPolicy};
+use serde_json::json;
 
 use super::error::{read_file, CliError};
 
@@ -95,12 +94,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         header: args.beta_header,
     };
     let outcome = verifier.verify_native(&token, now);
-    let decision = decide(outcome.as_ref(), &beta);
-    let inject: Map<String, Value> = decision
-        .inject
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let verdict = Verdict::of(outcome.as_ref(), &beta);
+    let inject = verdict.inject();
     let out = match &outcome {
         Ok(v) => {
             json!({"valid": true, "error": null, "header": v.header, "claims": v.claims, "inject": inject})
