@@ -73,7 +73,7 @@ fn config(env: &Env) -> (Rc<EdgeConfig>, u64) {
                 json!({"betaroute": "config", "level": "error", "problem": problem})
             );
         }
-        webcrypto::forget_keys_before(key_generation(generation, 0));
+        webcrypto::forget_keys_before(webcrypto::key_generation(generation, 0));
         *loaded = Some(Loaded {
             env: env_value.clone(),
             vars,
@@ -145,7 +145,7 @@ fn decide_now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> 
         return Now::Later;
     };
     let started = webcrypto::start_cached(
-        key_generation(generation, 0),
+        webcrypto::key_generation(generation, 0),
         index,
         &verifier.keys().keys[index].material,
         pending.alg,
@@ -213,19 +213,27 @@ async fn decide(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -
             match jwks::verifier(cfg, settings, generation, true).await {
                 Ok((fresh, fresh_remote)) if fresh_remote != remote => {
                     let retry = fresh.begin(token);
-                    finish_with(cfg, &fresh, key_generation(generation, fresh_remote), retry).await
+                    finish_with(
+                        cfg,
+                        &fresh,
+                        webcrypto::key_generation(generation, fresh_remote),
+                        retry,
+                    )
+                    .await
                 }
                 _ => Verdict::rejected(r),
             }
         }
-        pending => finish_with(cfg, &verifier, key_generation(generation, remote), pending).await,
+        pending => {
+            finish_with(
+                cfg,
+                &verifier,
+                webcrypto::key_generation(generation, remote),
+                pending,
+            )
+            .await
+        }
     }
-}
-
-/// Keys the WebCrypto key cache: changes with the configuration and with every JWKS refresh, so a
-/// key imported for one key set is never used for another.
-pub fn key_generation(config: u64, remote: u64) -> u64 {
-    (config << 32) | (remote & 0xffff_ffff)
 }
 
 /// Checks the signature of a parsed token against its candidate keys, then its claims.

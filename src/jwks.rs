@@ -17,6 +17,7 @@ use crate::js::describe;
 use worker::{console_error, console_log, AbortController, Delay};
 
 use crate::config::{EdgeConfig, JwksSettings};
+use crate::webcrypto;
 
 struct Remote {
     /// Configuration generation these keys belong to.
@@ -96,10 +97,7 @@ pub async fn verifier(
                 r.expires_ms = now + ttl as f64 * 1000.0;
                 r.generation
             });
-            crate::webcrypto::forget_keys_before(crate::edge::key_generation(
-                config_generation,
-                generation,
-            ));
+            webcrypto::forget_keys_before(webcrypto::key_generation(config_generation, generation));
             console_log!(
                 "{}",
                 json!({"betaroute": "jwks", "result": "refreshed", "source": if from_cache { "cache" } else { "network" }, "keys": keys.keys.len(), "ttl_seconds": ttl})

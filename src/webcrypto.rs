@@ -20,6 +20,13 @@ thread_local! {
     static KEYS: RefCell<HashMap<(u64, usize, Alg), CryptoKey>> = RefCell::new(HashMap::new());
 }
 
+/// Keys the key cache: changes with the configuration (`config`, its generation) and with every
+/// JWKS refresh (`remote`, the key set's generation), so a key imported for one key set is never
+/// used for another.
+pub fn key_generation(config: u64, remote: u64) -> u64 {
+    (config << 32) | (remote & 0xffff_ffff)
+}
+
 /// Drops keys imported under older configurations.
 pub fn forget_keys_before(generation: u64) {
     KEYS.with(|k| k.borrow_mut().retain(|(g, _, _), _| *g >= generation));
