@@ -123,7 +123,7 @@ test("an RSA signature plus the modulus is refused on both paths (RS256 and PS25
   do {
     pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
     n = BigInt("0x" + Buffer.from(pair.publicKey.export({ format: "jwk" }).n, "base64url").toString("hex"));
-  } while (n >= (3n << 2045n)); // below 0.75 * 2^2048: s + n fits in 256 bytes for a third of s
+  } while (n >= (3n << 2046n)); // below 0.75 * 2^2048: s + n fits in 256 bytes for a third of s or more
   const jwks = { keys: ["RS256", "PS256"].map((alg) => ({ ...pair.publicKey.export({ format: "jwk" }), alg, kid: alg, use: "sig" })) };
   const dir = mkdtempSync(path.join(tmpdir(), "betaroute-rsa-"));
   const keysPath = path.join(dir, "jwks.json");

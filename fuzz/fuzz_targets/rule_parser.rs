@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match Rule::compile(text) {
         Ok(rule) => {
-            let (path, host) = text.split_at(text.len() / 2);
+            // Split on a character boundary: the middle byte may fall inside a multi-byte
+            // character, and the hosts and paths to fuzz are exactly the non-ASCII ones.
+            let mid = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            let (path, host) = text.split_at(mid);
             let req = SimpleRequest {
                 method: "GET".into(),
                 authority: host.into(),

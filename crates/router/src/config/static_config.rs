@@ -176,8 +176,22 @@ fn listen_address(a: &str) -> String {
 
 pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
     let src = Source::read(path)?;
-    let tree = source::parse(&src, Format::of(path))?;
-    let mut cx = Cx::new(&src);
+    read_source(&src, Format::of(path), path)
+}
+
+/// Validates a static configuration given as text (for tools and fuzzing); relative paths in it
+/// are taken from the current directory.
+pub fn parse_static_str(
+    name: &str,
+    text: &str,
+    format: Format,
+) -> Result<StaticConfig, ConfigErrors> {
+    read_source(&Source::new(name, text), format, Path::new(name))
+}
+
+fn read_source(src: &Source, format: Format, path: &Path) -> Result<StaticConfig, ConfigErrors> {
+    let tree = source::parse(src, format)?;
+    let mut cx = Cx::new(src);
     let config = read_static(&mut cx, &tree, path);
     let (fatal, rest): (Vec<Diagnostic>, Vec<Diagnostic>) = cx
         .diagnostics
@@ -309,6 +323,18 @@ fn entry_point(
             None
         }
         Some(n) => super::read::string(cx, n, &o.child("address")).and_then(|a| {
+            // Traefik's `:8080/tcp` is the default protocol; `/udp` entry points are refused.
+            let (a, protocol) = match a.rsplit_once('/') {
+                Some((addr, p)) => (addr.to_owned(), p.to_ascii_lowercase()),
+                None => (a.clone(), "tcp".to_owned()),
+            };
+            if protocol != "tcp" {
+                cx.refuse(
+                    n.at,
+                    format!("entry point {name}: {protocol} entry points are not supported"),
+                );
+                return None;
+            }
             let l = listen_address(&a);
             if l.parse::<std::net::SocketAddr>().is_err() {
                 cx.error(
