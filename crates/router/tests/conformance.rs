@@ -325,3 +325,36 @@ async fn metric_label_access_log_and_router_agree_on_the_cohort() {
         assert_eq!(logged, want, "{header}");
     }
 }
+
+/// `healthCheck.port` checks another port than the server's (Traefik's option, once warned
+/// about and ignored): the server is judged by the health of what answers on that port.
+#[tokio::test]
+async fn health_checks_use_the_configured_port() {
+    let a = Backend::start("a").await;
+    let probe = Backend::start("probe").await;
+    probe
+        .healthy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let port = probe.addr.port();
+    let dynamic = format!(
+        "http:\n  routers:\n    r:\n      rule: Host(`api.example.com`)\n      service: s\n  services:\n    s:\n      loadBalancer:\n        healthCheck:\n          path: /health\n          interval: 100ms\n          unhealthyInterval: 100ms\n          timeout: 1s\n          port: {port}\n        servers:\n          - url: {}\n",
+        a.url()
+    );
+    let r = Router::start(&dynamic);
+    r.wait_admin("/metrics", 10, |m| {
+        m.contains(&format!("url=\"{}/\"}} 0", a.url()))
+    })
+    .await;
+    let (status, _) = get(r.web, "api.example.com", "/", &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(a.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    probe
+        .healthy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    r.wait_admin("/metrics", 10, |m| {
+        m.contains(&format!("url=\"{}/\"}} 1", a.url()))
+    })
+    .await;
+    let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
+    assert_eq!((status, server_of(&body).as_str()), (200, "a"));
+}

@@ -212,65 +212,77 @@ pub fn build(
         let before = pending.len();
         pending.retain(|name| {
             let svc = match &specs[*name] {
-                ServiceSpec::LoadBalancer(lb) => {
-                    let old = match previous.get(*name).map(|s| &**s) {
-                        Some(Service::LoadBalancer(old)) => Some(old.clone()),
-                        _ => None,
-                    };
-                    let servers = lb
-                        .servers
-                        .iter()
-                        .map(|s| {
-                            let reused = old.as_ref().and_then(|o| {
-                                o.servers
-                                    .iter()
-                                    .find(|os| os.url == s.url && os.weight == s.weight)
-                                    .cloned()
-                            });
-                            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight)))
-                        })
-                        .collect::<Vec<_>>();
-                    let n = servers.len();
-                    Service::LoadBalancer(Arc::new(LoadBalancer {
-                        name: (*name).clone(),
-                        servers,
-                        health: lb.health.clone(),
-                        pass_host_header: lb.pass_host_header,
-                        current: Mutex::new(vec![0; n]),
-                    }))
-                }
-                ServiceSpec::Weighted(children) => {
-                    let Some(resolved) = children
-                        .iter()
-                        .map(|(c, w)| built.get(c).map(|s| (s.clone(), *w)))
-                        .collect::<Option<Vec<_>>>()
-                    else {
-                        return true;
-                    };
-                    let n = resolved.len();
-                    Service::Weighted {
-                        children: resolved,
-                        current: Mutex::new(vec![0; n]),
-                    }
-                }
+                ServiceSpec::LoadBalancer(lb) => Some(load_balancer(name, lb, previous.get(*name))),
+                ServiceSpec::Weighted(children) => weighted(children, &built),
                 ServiceSpec::Failover { service, fallback } => {
                     match (built.get(service), built.get(fallback)) {
-                        (Some(m), Some(f)) => Service::Failover {
+                        (Some(m), Some(f)) => Some(Service::Failover {
                             main: m.clone(),
                             fallback: f.clone(),
-                        },
-                        _ => return true,
+                        }),
+                        _ => None,
                     }
                 }
             };
-            built.insert((*name).clone(), Arc::new(svc));
-            false
+            match svc {
+                Some(svc) => {
+                    built.insert((*name).clone(), Arc::new(svc));
+                    false
+                }
+                None => true, // a child is not built yet
+            }
         });
         if pending.len() == before {
             break; // unresolvable references were refused by validation
         }
     }
     built
+}
+
+/// A load balancer whose servers keep their state from the previous one when unchanged.
+fn load_balancer(
+    name: &str,
+    lb: &crate::config::LoadBalancerSpec,
+    previous: Option<&Arc<Service>>,
+) -> Service {
+    let old = match previous.map(|s| &**s) {
+        Some(Service::LoadBalancer(old)) => Some(old.clone()),
+        _ => None,
+    };
+    let servers = lb
+        .servers
+        .iter()
+        .map(|s| {
+            let reused = old.as_ref().and_then(|o| {
+                o.servers
+                    .iter()
+                    .find(|os| os.url == s.url && os.weight == s.weight)
+                    .cloned()
+            });
+            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight)))
+        })
+        .collect::<Vec<_>>();
+    let n = servers.len();
+    Service::LoadBalancer(Arc::new(LoadBalancer {
+        name: name.to_owned(),
+        servers,
+        health: lb.health.clone(),
+        pass_host_header: lb.pass_host_header,
+        current: Mutex::new(vec![0; n]),
+    }))
+}
+
+/// A weighted service, once all its children are built.
+fn weighted(children: &[(String, u32)], built: &HashMap<String, Arc<Service>>) -> Option<Service> {
+    let resolved = children
+        .iter()
+        .map(|(c, w)| built.get(c).map(|s| (s.clone(), *w)))
+        .collect::<Option<Vec<_>>>()?;
+    let n = resolved.len();
+    Some(Service::Weighted {
+        children: resolved,
+        current: Mutex::new(vec![0; n]),
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::balancer::{LoadBalancer, Server, Service};
 use super::state::State;
+use crate::config::HealthSpec;
 
 pub type CheckClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -40,42 +41,9 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
     let Some(spec) = lb.health.clone() else {
         return;
     };
-    let mut ticker = tokio::time::interval(spec.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let url = check_url(&server.url, &spec);
     loop {
-        ticker.tick().await;
-        let url = format!(
-            "{}{}",
-            server.url.to_string().trim_end_matches('/'),
-            spec.path
-        );
-        let mut req = Request::builder().method(spec.method.as_str()).uri(&url);
-        let host = spec
-            .hostname
-            .clone()
-            .unwrap_or_else(|| server.authority.clone());
-        if let Ok(h) = HeaderValue::from_str(&host) {
-            req = req.header(header::HOST, h);
-        }
-        for (k, v) in &spec.headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let Ok(req) = req.body(Empty::new()) else {
-            continue;
-        };
-        let outcome = match tokio::time::timeout(spec.timeout, client.request(req)).await {
-            Ok(Ok(resp)) => {
-                let s = resp.status();
-                match spec.status {
-                    Some(want) if s.as_u16() == want => Ok(()),
-                    Some(want) => Err(format!("status {s}, expected {want}")),
-                    None if s.is_success() || s.is_redirection() => Ok(()),
-                    None => Err(format!("status {s}")),
-                }
-            }
-            Ok(Err(e)) => Err(format!("request failed: {e}")),
-            Err(_) => Err(format!("no answer within {:?}", spec.timeout)),
-        };
+        let outcome = check_once(&spec, &server, &url, &client).await;
         let healthy = outcome.is_ok();
         let was = server.healthy.swap(healthy, Ordering::Relaxed);
         if was != healthy {
@@ -84,5 +52,86 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
                 json!({"betaroute": "health", "service": lb.name, "server": server.url.to_string(), "healthy": healthy, "reason": outcome.err()})
             );
         }
+        // Traefik's unhealthyInterval: a server that is down is checked at its own pace.
+        let every = if healthy {
+            spec.interval
+        } else {
+            spec.unhealthy_interval
+        };
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The URL checked: the server's, with the check's port when it has one, and its path.
+fn check_url(server: &http::Uri, spec: &HealthSpec) -> String {
+    let host = server.host().unwrap_or("localhost");
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let port = spec.port.or(server.port_u16()).unwrap_or(80);
+    let base = server.path().trim_end_matches('/');
+    format!("http://{host}:{port}{base}{}", spec.path)
+}
+
+async fn check_once(
+    spec: &HealthSpec,
+    server: &Server,
+    url: &str,
+    client: &CheckClient,
+) -> Result<(), String> {
+    let mut req = Request::builder().method(spec.method.as_str()).uri(url);
+    let host = spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| server.authority.clone());
+    if let Ok(h) = HeaderValue::from_str(&host) {
+        req = req.header(header::HOST, h);
+    }
+    for (k, v) in &spec.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Empty::new())
+        .map_err(|e| format!("invalid check request: {e}"))?;
+    match tokio::time::timeout(spec.timeout, client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let s = resp.status();
+            match spec.status {
+                Some(want) if s.as_u16() == want => Ok(()),
+                Some(want) => Err(format!("status {s}, expected {want}")),
+                None if s.is_success() || s.is_redirection() => Ok(()),
+                None => Err(format!("status {s}")),
+            }
+        }
+        Ok(Err(e)) => Err(format!("request failed: {e}")),
+        Err(_) => Err(format!("no answer within {:?}", spec.timeout)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_urls_take_the_port_override_and_the_server_path() {
+        let mut spec = HealthSpec {
+            path: "/health".into(),
+            interval: std::time::Duration::from_secs(1),
+            unhealthy_interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            hostname: None,
+            port: None,
+            status: None,
+            headers: vec![],
+            method: "GET".into(),
+        };
+        let u: http::Uri = "http://10.0.0.1:8080/api/".parse().unwrap();
+        assert_eq!(check_url(&u, &spec), "http://10.0.0.1:8080/api/health");
+        spec.port = Some(9000);
+        assert_eq!(check_url(&u, &spec), "http://10.0.0.1:9000/api/health");
+        let v6: http::Uri = "http://[::1]/".parse().unwrap();
+        assert_eq!(check_url(&v6, &spec), "http://[::1]:9000/health");
     }
 }

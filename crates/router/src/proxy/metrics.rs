@@ -91,68 +91,15 @@ impl Registry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        out.push_str("# HELP betaroute_requests_total Requests by entry point, router, service, cohort and status class.\n# TYPE betaroute_requests_total counter\n");
-        for ((ep, router, service), m) in &routes {
-            for cohort in [Cohort::Beta, Cohort::Main] {
-                let c = &m.cohorts[cohort as usize];
-                for (i, code) in c.codes.iter().enumerate() {
-                    let n = code.load(Ordering::Relaxed);
-                    if n > 0 {
-                        let class = if i == 0 {
-                            "other".to_owned()
-                        } else {
-                            format!("{i}xx")
-                        };
-                        let _ = writeln!(out, "betaroute_requests_total{{entrypoint=\"{}\",router=\"{}\",service=\"{}\",cohort=\"{}\",code=\"{class}\"}} {n}", esc(ep), esc(router), esc(service), cohort.as_str());
-                    }
-                }
-            }
-        }
-        out.push_str("# HELP betaroute_request_duration_seconds Time to the response headers, by router, service and cohort.\n# TYPE betaroute_request_duration_seconds histogram\n");
-        for ((ep, router, service), m) in &routes {
-            for cohort in [Cohort::Beta, Cohort::Main] {
-                let c = &m.cohorts[cohort as usize];
-                let count = c.count.load(Ordering::Relaxed);
-                if count == 0 {
-                    continue;
-                }
-                let labels = format!(
-                    "entrypoint=\"{}\",router=\"{}\",service=\"{}\",cohort=\"{}\"",
-                    esc(ep),
-                    esc(router),
-                    esc(service),
-                    cohort.as_str()
-                );
-                let mut cumulative = 0;
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    cumulative += c.buckets[i].load(Ordering::Relaxed);
-                    let _ = writeln!(out, "betaroute_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}");
-                }
-                let _ = writeln!(
-                    out,
-                    "betaroute_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-                );
-                let _ = writeln!(
-                    out,
-                    "betaroute_request_duration_seconds_sum{{{labels}}} {}",
-                    c.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
-                );
-                let _ = writeln!(
-                    out,
-                    "betaroute_request_duration_seconds_count{{{labels}}} {count}"
-                );
-            }
-        }
-        out.push_str("# HELP betaroute_server_up Whether a backend server is available (1) or not (0).\n# TYPE betaroute_server_up gauge\n");
-        for (service, url, up) in servers {
-            let _ = writeln!(
-                out,
-                "betaroute_server_up{{service=\"{}\",url=\"{}\"}} {}",
-                esc(service),
-                esc(url),
-                u8::from(*up)
-            );
-        }
+        render_requests(&mut out, &routes);
+        render_durations(&mut out, &routes);
+        render_servers(&mut out, servers);
+        self.render_signatures(&mut out);
+        self.render_reloads(&mut out);
+        out
+    }
+
+    fn render_signatures(&self, out: &mut String) {
         out.push_str("# HELP betaroute_signature_rejected_total Routing headers removed because their signature was missing or invalid, by reason.\n# TYPE betaroute_signature_rejected_total counter\n");
         for ((ep, reason), n) in self
             .signatures
@@ -166,24 +113,100 @@ impl Registry {
                 esc(ep)
             );
         }
+    }
+
+    fn render_reloads(&self, out: &mut String) {
         out.push_str("# HELP betaroute_config_reloads_total Configuration reloads by result.\n# TYPE betaroute_config_reloads_total counter\n");
-        let _ = writeln!(
-            out,
-            "betaroute_config_reloads_total{{result=\"success\"}} {}",
-            self.reloads_ok.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "betaroute_config_reloads_total{{result=\"failure\"}} {}",
-            self.reloads_failed.load(Ordering::Relaxed)
-        );
+        for (result, n) in [
+            ("success", &self.reloads_ok),
+            ("failure", &self.reloads_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "betaroute_config_reloads_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP betaroute_config_last_reload_failed 1 when the last reload was refused (the previous configuration is still served).\n# TYPE betaroute_config_last_reload_failed gauge\n");
         let _ = writeln!(
             out,
             "betaroute_config_last_reload_failed {}",
             self.last_reload_failed.load(Ordering::Relaxed)
         );
-        out
+    }
+}
+
+type Routes = BTreeMap<(String, String, String), Arc<RouteMetrics>>;
+
+/// Labels of one route and cohort.
+fn labels(ep: &str, router: &str, service: &str, cohort: Cohort) -> String {
+    format!(
+        "entrypoint=\"{}\",router=\"{}\",service=\"{}\",cohort=\"{}\"",
+        esc(ep),
+        esc(router),
+        esc(service),
+        cohort.as_str()
+    )
+}
+
+fn render_requests(out: &mut String, routes: &Routes) {
+    out.push_str("# HELP betaroute_requests_total Requests by entry point, router, service, cohort and status class.\n# TYPE betaroute_requests_total counter\n");
+    for ((ep, router, service), m) in routes {
+        for cohort in [Cohort::Beta, Cohort::Main] {
+            let c = &m.cohorts[cohort as usize];
+            for (i, code) in c.codes.iter().enumerate() {
+                let n = code.load(Ordering::Relaxed);
+                if n > 0 {
+                    let class = if i == 0 {
+                        "other".to_owned()
+                    } else {
+                        format!("{i}xx")
+                    };
+                    let l = labels(ep, router, service, cohort);
+                    let _ = writeln!(out, "betaroute_requests_total{{{l},code=\"{class}\"}} {n}");
+                }
+            }
+        }
+    }
+}
+
+fn render_durations(out: &mut String, routes: &Routes) {
+    out.push_str("# HELP betaroute_request_duration_seconds Time to the response headers, by router, service and cohort.\n# TYPE betaroute_request_duration_seconds histogram\n");
+    for ((ep, router, service), m) in routes {
+        for cohort in [Cohort::Beta, Cohort::Main] {
+            let c = &m.cohorts[cohort as usize];
+            let count = c.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let l = labels(ep, router, service, cohort);
+            let mut cumulative = 0;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += c.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "betaroute_request_duration_seconds_bucket{{{l},le=\"{b}\"}} {cumulative}"
+                );
+            }
+            let sum = c.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "betaroute_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {count}\nbetaroute_request_duration_seconds_sum{{{l}}} {sum}\nbetaroute_request_duration_seconds_count{{{l}}} {count}"
+            );
+        }
+    }
+}
+
+fn render_servers(out: &mut String, servers: &[(String, String, bool)]) {
+    out.push_str("# HELP betaroute_server_up Whether a backend server is available (1) or not (0).\n# TYPE betaroute_server_up gauge\n");
+    for (service, url, up) in servers {
+        let _ = writeln!(
+            out,
+            "betaroute_server_up{{service=\"{}\",url=\"{}\"}} {}",
+            esc(service),
+            esc(url),
+            u8::from(*up)
+        );
     }
 }
 
