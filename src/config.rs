@@ -328,25 +328,6 @@ fn parse_origin(url: &str) -> Result<String, &'static str> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// The URL a request is forwarded to: the origin base followed by the request's path and query,
-/// byte for byte (percent-encoding untouched). Without an origin, the request's own URL.
-pub fn upstream_url(origin: Option<&str>, request_url: &str) -> String {
-    let Some(base) = origin else {
-        return request_url.to_owned();
-    };
-    let after_scheme = request_url.find("://").map_or(0, |i| i + 3);
-    let path_start = request_url[after_scheme..]
-        .find(['/', '?'])
-        .map_or(request_url.len(), |i| after_scheme + i);
-    let tail = &request_url[path_start..];
-    let tail = tail.split_once('#').map_or(tail, |(t, _)| t);
-    match tail.strip_prefix('?') {
-        Some(q) => format!("{base}/?{q}"),
-        None if tail.is_empty() => format!("{base}/"),
-        None => format!("{base}{tail}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,28 +344,6 @@ mod tests {
                 })
                 .collect(),
         }
-    }
-
-    #[test]
-    fn upstream_urls_keep_path_and_query_bytes() {
-        let o = Some("http://127.0.0.1:8080");
-        assert_eq!(
-            upstream_url(o, "https://api.example.com/a%2Fb/%E2%9C%93?q=%20x&y"),
-            "http://127.0.0.1:8080/a%2Fb/%E2%9C%93?q=%20x&y"
-        );
-        assert_eq!(
-            upstream_url(o, "https://api.example.com"),
-            "http://127.0.0.1:8080/"
-        );
-        assert_eq!(
-            upstream_url(o, "https://api.example.com?x=1"),
-            "http://127.0.0.1:8080/?x=1"
-        );
-        assert_eq!(
-            upstream_url(Some("http://o/base"), "https://h/p#frag"),
-            "http://o/base/p"
-        );
-        assert_eq!(upstream_url(None, "https://h/p?q"), "https://h/p?q");
     }
 
     #[test]

@@ -33,3 +33,20 @@ pub async fn fetch_await(req: &web_sys::Request) -> Result<web_sys::Response, Js
     let init = web_sys::RequestInit::new();
     Ok(JsFuture::from(fetch(req, &init)?).await?.unchecked_into())
 }
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A promise, seen through the one method needed here.
+    #[wasm_bindgen(js_name = Promise)]
+    type Settling;
+
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_both(this: &Settling, on_fulfilled: &JsValue, on_rejected: &JsValue)
+        -> js_sys::Promise;
+}
+
+/// `promise.then(f, f)`: one function for both outcomes, so a once-closure is always called (and
+/// freed) whichever way the promise settles.
+pub fn then_both(promise: &js_sys::Promise, f: &JsValue) -> js_sys::Promise {
+    promise.unchecked_ref::<Settling>().then_both(f, f)
+}

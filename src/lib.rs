@@ -11,11 +11,20 @@
 
 pub mod config;
 #[cfg(target_arch = "wasm32")]
+mod decide;
+#[cfg(target_arch = "wasm32")]
 pub mod edge;
+#[cfg(target_arch = "wasm32")]
+mod environment;
+#[cfg(target_arch = "wasm32")]
+mod forward;
 #[cfg(target_arch = "wasm32")]
 mod js;
 #[cfg(target_arch = "wasm32")]
 mod jwks;
+#[cfg(target_arch = "wasm32")]
+mod pages;
+pub mod url;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;
 

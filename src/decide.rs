@@ -1,0 +1,261 @@
+//! The decision for a request: its token found, the signature checked over the candidate keys
+//! (HMAC in Rust, other algorithms with WebCrypto), then the claims and the beta policy.
+//!
+//! What needs no await is decided at once by [`now`], which the common cases never leave: no
+//! Rust future, no executor. Key imports, several candidate keys and remote key sets take
+//! [`later`].
+
+use std::rc::Rc;
+
+use betaroute_core::alg::Family;
+use betaroute_core::source::{self, Found};
+use betaroute_core::{native, Pending, Reason, Rejection, Verdict, Verifier};
+use serde_json::json;
+use wasm_bindgen::JsValue;
+use worker::console_error;
+
+use crate::config::EdgeConfig;
+use crate::{js, jwks, webcrypto};
+
+/// How far a decision gets without awaiting anything.
+pub enum Now {
+    /// No token, a configuration error, a token refused before any signature check, or an HMAC
+    /// token (checked in Rust).
+    Decided(Verdict),
+    /// One candidate key, already imported: its WebCrypto check is running (the promise).
+    Verifying(js_sys::Promise, Verifying),
+    /// Keys to import, several candidate keys or a remote key set: [`later`].
+    Later,
+}
+
+/// A token whose one candidate key's WebCrypto check is running.
+pub struct Verifying {
+    verifier: Rc<Verifier>,
+    pending: Pending,
+    index: usize,
+}
+
+impl Verifying {
+    /// The verdict once the check settled with `result`: fulfilled with a boolean; rejected with
+    /// an error when WebCrypto refused the key or algorithm, which counts as not verified.
+    pub fn settled(self, cfg: &EdgeConfig, result: &JsValue) -> Verdict {
+        let verified = result.as_bool().unwrap_or_else(|| {
+            let problem = format!("verify rejected: {}", js::describe(result));
+            log_key_error(&self.verifier, self.index, &problem);
+            false
+        });
+        conclude(
+            cfg,
+            &self.verifier,
+            self.pending,
+            verified.then_some(self.index),
+        )
+    }
+}
+
+/// Decides what can be decided at once.
+pub fn now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now {
+    let token = match token_of(headers, cfg) {
+        Ok(t) => t,
+        Err(verdict) => return Now::Decided(verdict),
+    };
+    if cfg.jwks.is_some() {
+        return Now::Later;
+    }
+    let verifier = match &cfg.verifier {
+        Ok(v) => v,
+        Err(e) => return Now::Decided(Verdict::main(Reason::ConfigError, e.as_str())),
+    };
+    let pending = match verifier.begin(&token) {
+        Err(r) => return Now::Decided(Verdict::rejected(r)),
+        Ok(p) => p,
+    };
+    if pending.alg.family() == Family::Hmac {
+        let verified_by = pending
+            .candidates
+            .iter()
+            .copied()
+            .find(|&i| verify_hmac(verifier, &pending, i));
+        return Now::Decided(conclude(cfg, verifier, pending, verified_by));
+    }
+    match pending.candidates.as_slice() {
+        &[index] => start_cached(cfg, verifier, pending, index, generation),
+        _ => Now::Later,
+    }
+}
+
+/// Starts the WebCrypto check of the one candidate key, when it is already imported.
+fn start_cached(
+    cfg: &EdgeConfig,
+    verifier: &Rc<Verifier>,
+    pending: Pending,
+    index: usize,
+    generation: u64,
+) -> Now {
+    let started = webcrypto::start_cached(
+        webcrypto::key_generation(generation, 0),
+        index,
+        &verifier.keys().keys[index].material,
+        pending.alg,
+        &pending.jws.signing_input,
+        &pending.jws.signature,
+    );
+    match started {
+        None => Now::Later,
+        Some(Ok(Some(check))) => Now::Verifying(
+            check,
+            Verifying {
+                verifier: verifier.clone(),
+                pending,
+                index,
+            },
+        ),
+        Some(Ok(None)) => Now::Decided(conclude(cfg, verifier, pending, None)),
+        Some(Err(e)) => {
+            log_key_error(verifier, index, &e);
+            Now::Decided(conclude(cfg, verifier, pending, None))
+        }
+    }
+}
+
+/// The decision, awaiting what must be: remote keys, key imports, several WebCrypto checks.
+pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Verdict {
+    let token = match token_of(headers, cfg) {
+        Ok(t) => t,
+        Err(verdict) => return verdict,
+    };
+    let token = token.as_str();
+    // Inline keys, or inline plus remote (JWT_JWKS_URL).
+    let (verifier, remote) = match &cfg.jwks {
+        None => match &cfg.verifier {
+            Ok(v) => (v.clone(), 0),
+            Err(e) => return Verdict::main(Reason::ConfigError, e.as_str()),
+        },
+        Some(settings) => match jwks::verifier(cfg, settings, generation, false).await {
+            Ok(found) => found,
+            Err(e) => return Verdict::main(Reason::ConfigError, e),
+        },
+    };
+    match verifier.begin(token) {
+        Err(r) if r.reason == Reason::UnknownKid && cfg.jwks.is_some() => {
+            rotated(cfg, token, generation, remote, r).await
+        }
+        pending => {
+            let keys = webcrypto::key_generation(generation, remote);
+            finish_with(cfg, &verifier, keys, pending).await
+        }
+    }
+}
+
+/// A `kid` no key has, with remote keys: they may have rotated. Refreshes them (rate-limited)
+/// and tries once more with new keys, else the token stays rejected.
+async fn rotated(
+    cfg: &EdgeConfig,
+    token: &str,
+    generation: u64,
+    remote: u64,
+    rejection: Rejection,
+) -> Verdict {
+    let settings = cfg.jwks.as_ref().expect("only called with remote keys");
+    match jwks::verifier(cfg, settings, generation, true).await {
+        Ok((fresh, fresh_remote)) if fresh_remote != remote => {
+            let retry = fresh.begin(token);
+            let keys = webcrypto::key_generation(generation, fresh_remote);
+            finish_with(cfg, &fresh, keys, retry).await
+        }
+        _ => Verdict::rejected(rejection),
+    }
+}
+
+/// Checks the signature of a parsed token against its candidate keys, then its claims.
+async fn finish_with(
+    cfg: &EdgeConfig,
+    verifier: &Verifier,
+    generation: u64,
+    pending: Result<Pending, Rejection>,
+) -> Verdict {
+    let pending = match pending {
+        Ok(p) => p,
+        Err(r) => return Verdict::rejected(r),
+    };
+    let mut verified_by = None;
+    for &i in &pending.candidates {
+        let ok = if pending.alg.family() == Family::Hmac {
+            verify_hmac(verifier, &pending, i)
+        } else {
+            let key = &verifier.keys().keys[i];
+            let jws = &pending.jws;
+            match webcrypto::verify(
+                generation,
+                i,
+                &key.material,
+                pending.alg,
+                &jws.signing_input,
+                &jws.signature,
+            )
+            .await
+            {
+                Ok(ok) => ok,
+                Err(e) => {
+                    log_key_error(verifier, i, &e);
+                    false
+                }
+            }
+        };
+        if ok {
+            verified_by = Some(i);
+            break;
+        }
+    }
+    conclude(cfg, verifier, pending, verified_by)
+}
+
+/// HMAC in Rust costs a few microseconds in wasm: no need for a round trip to WebCrypto.
+fn verify_hmac(verifier: &Verifier, pending: &Pending, i: usize) -> bool {
+    let key = &verifier.keys().keys[i];
+    native::verify(
+        pending.alg,
+        &key.material,
+        &pending.jws.signing_input,
+        &pending.jws.signature,
+    )
+    .unwrap_or(false)
+}
+
+/// Claims and beta policy, once the signature check is done (`verified_by`: the key that
+/// verified it, if any).
+fn conclude(
+    cfg: &EdgeConfig,
+    verifier: &Verifier,
+    pending: Pending,
+    verified_by: Option<usize>,
+) -> Verdict {
+    let now = js_sys::Date::now() / 1000.0;
+    match verifier.finish(pending, verified_by, now) {
+        Ok(v) => Verdict::verified(&v, &cfg.beta),
+        Err(r) => Verdict::rejected(r),
+    }
+}
+
+/// The token the request carries, or the verdict when there is none to check.
+fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Verdict> {
+    let authorization = headers.get("authorization").ok().flatten();
+    let cookie = headers.get("cookie").ok().flatten();
+    match source::find(
+        authorization.as_deref(),
+        cookie.as_deref(),
+        cfg.token_cookie.as_deref(),
+    ) {
+        Found::None => Err(Verdict::main(Reason::NoToken, "no token in the request")),
+        Found::Ambiguous(why) => Err(Verdict::main(Reason::Malformed, why)),
+        Found::Token(t) => Ok(t.to_owned()),
+    }
+}
+
+fn log_key_error(verifier: &Verifier, index: usize, problem: &str) {
+    let kid = verifier.keys().keys[index].kid.as_deref().unwrap_or("-");
+    console_error!(
+        "{}",
+        json!({"betaroute": "key", "level": "error", "kid": kid, "problem": problem})
+    );
+}
