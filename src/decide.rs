@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use betaroute_core::alg::Family;
 use betaroute_core::source::{self, Found};
-use betaroute_core::{native, Pending, Reason, Rejection, Verdict, Verifier};
+use betaroute_core::{Pending, Reason, Rejection, Verdict, Verifier};
 use serde_json::json;
 use wasm_bindgen::JsValue;
 use worker::console_error;
@@ -71,12 +71,7 @@ pub fn now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now
         Ok(p) => p,
     };
     if pending.alg.family() == Family::Hmac {
-        let verified_by = pending
-            .candidates
-            .iter()
-            .copied()
-            .find(|&i| verify_hmac(verifier, &pending, i));
-        return Now::Decided(conclude(cfg, verifier, pending, verified_by));
+        return Now::Decided(natively(cfg, verifier, pending));
     }
     match pending.candidates.as_slice() {
         &[index] => start_cached(cfg, verifier, pending, index, generation),
@@ -178,48 +173,45 @@ async fn finish_with(
         Ok(p) => p,
         Err(r) => return Verdict::rejected(r),
     };
-    let mut verified_by = None;
-    for &i in &pending.candidates {
-        let ok = if pending.alg.family() == Family::Hmac {
-            verify_hmac(verifier, &pending, i)
-        } else {
-            let key = &verifier.keys().keys[i];
-            let jws = &pending.jws;
-            match webcrypto::verify(
-                generation,
-                i,
-                &key.material,
-                pending.alg,
-                &jws.signing_input,
-                &jws.signature,
-            )
-            .await
-            {
-                Ok(ok) => ok,
-                Err(e) => {
-                    log_key_error(verifier, i, &e);
-                    false
-                }
-            }
-        };
-        if ok {
-            verified_by = Some(i);
-            break;
-        }
+    if pending.alg.family() == Family::Hmac {
+        return natively(cfg, verifier, pending);
     }
+    let verified_by = with_webcrypto(verifier, &pending, generation).await;
     conclude(cfg, verifier, pending, verified_by)
 }
 
-/// HMAC in Rust costs a few microseconds in wasm: no need for a round trip to WebCrypto.
-fn verify_hmac(verifier: &Verifier, pending: &Pending, i: usize) -> bool {
-    let key = &verifier.keys().keys[i];
-    native::verify(
-        pending.alg,
-        &key.material,
-        &pending.jws.signing_input,
-        &pending.jws.signature,
-    )
-    .unwrap_or(false)
+/// HMAC in Rust costs a few microseconds in wasm: no need for a round trip to WebCrypto. Core's
+/// candidate check, the same as the native CLI's; HMAC is always available to it, also in this
+/// build without core's `native-crypto` (`native::available`), so its `Err` is not reached here.
+fn natively(cfg: &EdgeConfig, verifier: &Verifier, pending: Pending) -> Verdict {
+    match verifier.check_candidates_native(&pending) {
+        Ok(verified_by) => conclude(cfg, verifier, pending, verified_by),
+        Err(r) => Verdict::rejected(r),
+    }
+}
+
+/// The first candidate key whose WebCrypto check verifies the signature, in key-set order. A key
+/// WebCrypto refuses is logged and counts as not verifying.
+async fn with_webcrypto(verifier: &Verifier, pending: &Pending, generation: u64) -> Option<usize> {
+    for &i in &pending.candidates {
+        let key = &verifier.keys().keys[i];
+        let jws = &pending.jws;
+        let checked = webcrypto::verify(
+            generation,
+            i,
+            &key.material,
+            pending.alg,
+            &jws.signing_input,
+            &jws.signature,
+        )
+        .await;
+        match checked {
+            Ok(true) => return Some(i),
+            Ok(false) => {}
+            Err(e) => log_key_error(verifier, i, &e),
+        }
+    }
+    None
 }
 
 /// Claims and beta policy, once the signature check is done (`verified_by`: the key that
