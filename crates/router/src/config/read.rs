@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use super::error::ConfigError;
 use super::source::{Entry, Node, Source, Value};
-use super::ConfigError;
 
 /// How much a diagnostic matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

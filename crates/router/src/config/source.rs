@@ -4,11 +4,11 @@
 //!
 //! Scalars stay text, as in Traefik's own decoder (paerser turns every file into a tree of
 //! strings before it fills typed fields): `weight: "3"`, `weight: 3` and TOML's `weight = 3` all
-//! read as 3, and `passHostHeader: "false"` as false. The readers ([`super::read`]) convert.
+//! read as 3, and `passHostHeader: "false"` as false. The readers (`read.rs`) convert.
 
 use std::path::Path;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// One file's text, and where its lines start (for line and column of an offset).
 #[derive(Debug, Clone)]
@@ -161,9 +161,19 @@ fn first_line(s: &str) -> &str {
 }
 
 fn toml_table(t: &toml_edit::Table, at: usize) -> Node {
-    let entries = t
-        .iter()
-        .filter_map(|(k, _)| t.get_key_value(k))
+    let pairs = t.iter().filter_map(|(k, _)| t.get_key_value(k));
+    Node {
+        at: t.span().map_or(at, |s| s.start),
+        value: Value::Map(toml_entries(pairs, at)),
+    }
+}
+
+/// The entries of a table or an inline table, each at its key.
+fn toml_entries<'a>(
+    pairs: impl Iterator<Item = (&'a toml_edit::Key, &'a toml_edit::Item)>,
+    at: usize,
+) -> Vec<Entry> {
+    pairs
         .map(|(key, item)| {
             let key_at = key.span().map_or(at, |s| s.start);
             Entry {
@@ -172,11 +182,7 @@ fn toml_table(t: &toml_edit::Table, at: usize) -> Node {
                 value: toml_item(item, key_at),
             }
         })
-        .collect();
-    Node {
-        at: t.span().map_or(at, |s| s.start),
-        value: Value::Map(entries),
-    }
+        .collect()
 }
 
 fn toml_item(item: &toml_edit::Item, at: usize) -> Node {
@@ -213,19 +219,10 @@ fn toml_value(v: &toml_edit::Value, at: usize) -> Node {
         },
         V::InlineTable(t) => Node {
             at: here,
-            value: Value::Map(
-                t.iter()
-                    .filter_map(|(k, _)| t.get_key_value(k))
-                    .map(|(key, v)| {
-                        let key_at = key.span().map_or(here, |s| s.start);
-                        Entry {
-                            key: key.get().to_owned(),
-                            at: key_at,
-                            value: toml_item(v, key_at),
-                        }
-                    })
-                    .collect(),
-            ),
+            value: Value::Map(toml_entries(
+                t.iter().filter_map(|(k, _)| t.get_key_value(k)),
+                here,
+            )),
         },
     }
 }
@@ -241,7 +238,7 @@ mod yaml {
     use yaml_rust2::scanner::{Marker, TScalarStyle};
 
     use super::{Entry, Node, Source, Value};
-    use crate::config::ConfigError;
+    use crate::config::error::ConfigError;
 
     /// Nesting beyond this is refused (a hostile file must not exhaust the stack later).
     const MAX_DEPTH: usize = 64;

@@ -11,9 +11,9 @@ use betaroute_core::rules::IpNet;
 use betaroute_core::signature::{self, Freshness, RoutingKey};
 use betaroute_core::HeaderPolicy;
 
+use super::error::{ConfigError, ConfigErrors};
 use super::read::{Cx, Diagnostic, Obj, Severity};
 use super::source::{self, Format, Node, Source, Value};
-use super::{ConfigError, ConfigErrors};
 
 /// The static configuration, with the dynamic configuration files it names resolved.
 #[derive(Debug, Clone)]

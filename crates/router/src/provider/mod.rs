@@ -1,5 +1,5 @@
 //! Where dynamic configuration comes from. A provider produces whole, validated configurations
-//! (never a partial one); the proxy's background loop ([`crate::proxy`]) swaps each one in
+//! (never a partial one); the proxy's background loop (in the proxy) swaps each one in
 //! atomically and keeps the last good one when an update fails, as Pingora's discovery and
 //! background update do. The file provider is the first; Consul's catalog comes next.
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use betaroute_core::rules::Rule;
 
-use super::{HealthSpec, LoadBalancerSpec, ServerSpec, ServiceSpec};
+use super::spec::{HealthSpec, LoadBalancerSpec, ServerSpec, ServiceSpec};
 use crate::config::read::{self, Cx, Obj};
 use crate::config::source::{Entry, Node, Value};
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::http::{MiddlewareDraft, Part, Ref, RouterDraft, ServiceDraft};
-use super::{RouterSpec, RoutingConfig};
+use super::spec::{RouterSpec, RoutingConfig};
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
 
@@ -43,6 +43,28 @@ impl Diags<'_> {
     }
 }
 
+/// Names are unique across files: a second definition is an error at its place.
+#[allow(clippy::too_many_arguments)]
+fn add_unique<'s, T>(
+    map: &mut BTreeMap<String, (&'s Source, T)>,
+    kind: &str,
+    src: &'s Source,
+    name: String,
+    at: usize,
+    item: T,
+    d: &mut Diags,
+) {
+    if let Some((first, _)) = map.get(&name) {
+        let message = format!(
+            "{kind} {name:?} is defined more than once (also in {})",
+            first.file
+        );
+        d.push(Severity::Error, src, at, message);
+        return;
+    }
+    map.insert(name, (src, item));
+}
+
 pub fn merge(
     parts: Vec<(&Source, Part)>,
     provider: &str,
@@ -51,55 +73,39 @@ pub fn merge(
     let mut d = Diags { out: diagnostics };
     let mut services: BTreeMap<String, (&Source, ServiceDraft)> = BTreeMap::new();
     let mut middlewares: BTreeMap<String, (&Source, MiddlewareDraft)> = BTreeMap::new();
-    let mut routers: Vec<(&Source, RouterDraft)> = Vec::new();
-    let mut router_names = BTreeSet::new();
+    let mut routers: BTreeMap<String, (&Source, RouterDraft)> = BTreeMap::new();
     for (src, part) in parts {
         for s in part.services {
-            if let Some((first, _)) = services.get(&s.name) {
-                let where_ = first.file.clone();
-                d.push(
-                    Severity::Error,
-                    src,
-                    s.at,
-                    format!(
-                        "service {:?} is defined more than once (also in {where_})",
-                        s.name
-                    ),
-                );
-                continue;
-            }
-            services.insert(s.name.clone(), (src, s));
+            add_unique(
+                &mut services,
+                "service",
+                src,
+                s.name.clone(),
+                s.at,
+                s,
+                &mut d,
+            );
         }
         for m in part.middlewares {
-            if middlewares.contains_key(&m.name) {
-                d.push(
-                    Severity::Error,
-                    src,
-                    m.at,
-                    format!("middleware {:?} is defined more than once", m.name),
-                );
-                continue;
-            }
-            middlewares.insert(m.name.clone(), (src, m));
+            add_unique(
+                &mut middlewares,
+                "middleware",
+                src,
+                m.name.clone(),
+                m.at,
+                m,
+                &mut d,
+            );
         }
         for r in part.routers {
-            if !router_names.insert(r.name.clone()) {
-                d.push(
-                    Severity::Error,
-                    src,
-                    r.at,
-                    format!("router {:?} is defined more than once", r.name),
-                );
-                continue;
-            }
-            routers.push((src, r));
+            add_unique(&mut routers, "router", src, r.name.clone(), r.at, r, &mut d);
         }
     }
 
     let refused = service_refusals(&services, provider, &mut d);
     let mut used_middlewares = BTreeSet::new();
     let mut out = RoutingConfig::default();
-    for (src, r) in routers {
+    for (_, (src, r)) in routers {
         let mut reasons = r.refused.clone();
         let service = r.service.as_ref().and_then(|s| {
             router_service(
