@@ -347,59 +347,14 @@ fn entry_point(
         }),
     };
     let header_timeout = o.duration(cx, "headerTimeout");
-    let mut forwarded = Forwarded::default();
-    if let Some(mut fh) = o.obj(cx, "forwardedHeaders") {
-        forwarded.insecure = fh.boolean(cx, "insecure").unwrap_or(false);
-        forwarded.use_forwarded_host = fh.boolean(cx, "useForwardedHost").unwrap_or(false);
-        for (ip, at) in fh.strings(cx, "trustedIPs").unwrap_or_default() {
-            match IpNet::parse(&ip) {
-                Some(n) => forwarded.trusted.push(n),
-                None => cx.error(
-                    at,
-                    format!("entry point {name}: trustedIPs: {ip:?} is not an IP or CIDR"),
-                ),
-            }
-        }
-        for key in [
-            "connection",
-            "notAppendXForwardedFor",
-            "addXForwardedSchemeHeaders",
-        ] {
-            fh.refuse(cx, key, "is not supported yet");
-        }
-        fh.finish(
-            cx,
-            &[
-                "trustedIPs",
-                "insecure",
-                "useForwardedHost",
-                "connection",
-                "notAppendXForwardedFor",
-                "addXForwardedSchemeHeaders",
-            ],
-        );
-    }
+    let forwarded = o
+        .obj(cx, "forwardedHeaders")
+        .map_or_else(Forwarded::default, |fh| forwarded_headers(cx, fh, name));
     let routing = match o.obj(cx, "routingHeaders") {
         None => RoutingTrust::new(cohort_header),
         Some(rh) => routing_trust(cx, rh, name, cohort_header, resolve),
     };
-    for (key, why) in [
-        ("http", "(entry point redirections, middlewares and TLS) is not supported yet"),
-        ("http2", "settings are not supported yet"),
-        ("http3", "is not supported"),
-        ("transport", "(responding timeouts, life cycle, keep-alive limits) is not supported yet; betaroute's entry points take headerTimeout"),
-        ("proxyProtocol", "is not supported yet"),
-        ("udp", "is not supported"),
-        ("allowACMEByPass", "is not supported (no ACME)"),
-    ] {
-        o.refuse(cx, key, why);
-    }
-    if o.boolean(cx, "asDefault") == Some(true) {
-        cx.refuse(
-            o.at_key("asDefault"),
-            format!("entry point {name}: asDefault is not supported yet (routers without entryPoints are on every entry point)"),
-        );
-    }
+    refuse_unsupported(cx, &mut o, name);
     // Each worker thread binds its own socket with SO_REUSEPORT anyway.
     o.ignore(
         cx,
@@ -436,6 +391,62 @@ fn entry_point(
         forwarded,
         routing,
     })
+}
+
+/// Traefik's `forwardedHeaders`, plus betaroute's `useForwardedHost`.
+fn forwarded_headers(cx: &mut Cx, mut fh: Obj, name: &str) -> Forwarded {
+    let mut forwarded = Forwarded::default();
+    forwarded.insecure = fh.boolean(cx, "insecure").unwrap_or(false);
+    forwarded.use_forwarded_host = fh.boolean(cx, "useForwardedHost").unwrap_or(false);
+    for (ip, at) in fh.strings(cx, "trustedIPs").unwrap_or_default() {
+        match IpNet::parse(&ip) {
+            Some(n) => forwarded.trusted.push(n),
+            None => cx.error(
+                at,
+                format!("entry point {name}: trustedIPs: {ip:?} is not an IP or CIDR"),
+            ),
+        }
+    }
+    for key in [
+        "connection",
+        "notAppendXForwardedFor",
+        "addXForwardedSchemeHeaders",
+    ] {
+        fh.refuse(cx, key, "is not supported yet");
+    }
+    fh.finish(
+        cx,
+        &[
+            "trustedIPs",
+            "insecure",
+            "useForwardedHost",
+            "connection",
+            "notAppendXForwardedFor",
+            "addXForwardedSchemeHeaders",
+        ],
+    );
+    forwarded
+}
+
+/// Entry point settings that change what is served and that betaroute does not implement.
+fn refuse_unsupported(cx: &mut Cx, o: &mut Obj, name: &str) {
+    for (key, why) in [
+        ("http", "(entry point redirections, middlewares and TLS) is not supported yet"),
+        ("http2", "settings are not supported yet"),
+        ("http3", "is not supported"),
+        ("transport", "(responding timeouts, life cycle, keep-alive limits) is not supported yet; betaroute's entry points take headerTimeout"),
+        ("proxyProtocol", "is not supported yet"),
+        ("udp", "is not supported"),
+        ("allowACMEByPass", "is not supported (no ACME)"),
+    ] {
+        o.refuse(cx, key, why);
+    }
+    if o.boolean(cx, "asDefault") == Some(true) {
+        cx.refuse(
+            o.at_key("asDefault"),
+            format!("entry point {name}: asDefault is not supported yet (routers without entryPoints are on every entry point)"),
+        );
+    }
 }
 
 fn routing_trust(
