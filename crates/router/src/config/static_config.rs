@@ -395,9 +395,11 @@ fn entry_point(
 
 /// Traefik's `forwardedHeaders`, plus betaroute's `useForwardedHost`.
 fn forwarded_headers(cx: &mut Cx, mut fh: Obj, name: &str) -> Forwarded {
-    let mut forwarded = Forwarded::default();
-    forwarded.insecure = fh.boolean(cx, "insecure").unwrap_or(false);
-    forwarded.use_forwarded_host = fh.boolean(cx, "useForwardedHost").unwrap_or(false);
+    let mut forwarded = Forwarded {
+        insecure: fh.boolean(cx, "insecure").unwrap_or(false),
+        use_forwarded_host: fh.boolean(cx, "useForwardedHost").unwrap_or(false),
+        ..Forwarded::default()
+    };
     for (ip, at) in fh.strings(cx, "trustedIPs").unwrap_or_default() {
         match IpNet::parse(&ip) {
             Some(n) => forwarded.trusted.push(n),
