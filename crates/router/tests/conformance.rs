@@ -358,3 +358,51 @@ async fn health_checks_use_the_configured_port() {
     let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
     assert_eq!((status, server_of(&body).as_str()), (200, "a"));
 }
+
+#[test]
+fn explain_takes_dynamic_files_explicitly() {
+    let dir = temp_dir();
+    let a = write(
+        &dir,
+        "a.yaml",
+        "http:\n  routers:\n    api:\n      rule: Host(`api.example.com`)\n      service: s\n",
+    );
+    let b = write(
+        &dir,
+        "b.toml",
+        "[[http.services.s.loadBalancer.servers]]\nurl = \"http://127.0.0.1:1\"\n",
+    );
+    let (code, out, err) = betaroute(&[
+        "route",
+        "explain",
+        "--dynamic",
+        a.to_str().unwrap(),
+        "--dynamic",
+        b.to_str().unwrap(),
+        "http://api.example.com/x",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["router"].as_str(), v["service"].as_str()),
+        (Some("api"), Some("s"))
+    );
+}
+
+/// A static setting that would change what is served stops the load, named at its line.
+#[test]
+fn refused_static_settings_stop_the_load() {
+    let dir = temp_dir();
+    write(&dir, "d.yaml", "http: {}\n");
+    let stat = write(
+        &dir,
+        "traefik.yml",
+        "entryPoints:\n  web:\n    address: \":80\"\n    http:\n      redirections:\n        entryPoint:\n          to: websecure\nproviders:\n  file:\n    filename: d.yaml\nlog:\n  level: DEBUG\n",
+    );
+    let (code, _, err) = betaroute(&["check", "--config", stat.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("traefik.yml:4:5: refused: entry point web: http (entry point redirections, middlewares and TLS) is not supported yet"), "{err}");
+    let (code, _, err) = betaroute(&["serve", "--config", stat.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("refused: entry point web: http"), "{err}");
+}

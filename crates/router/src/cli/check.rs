@@ -17,8 +17,9 @@ pub struct Args {
     /// its top-level keys.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Dynamic configuration files (http.routers, services, middlewares), without a static one.
-    #[arg(long, value_name = "FILE", num_args = 1..)]
+    /// A dynamic configuration file (http.routers, services, middlewares) without a static one;
+    /// repeat for several.
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
     dynamic: Vec<PathBuf>,
 }
 

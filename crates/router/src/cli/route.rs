@@ -17,8 +17,8 @@ pub struct ExplainArgs {
     /// its top-level keys).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Dynamic configuration files alone.
-    #[arg(long, value_name = "FILE", num_args = 1..)]
+    /// A dynamic configuration file alone (repeat for several).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
     dynamic: Vec<PathBuf>,
     /// A single rule to test (the router is named "cli").
     #[arg(long, value_name = "RULE")]
