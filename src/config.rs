@@ -115,138 +115,33 @@ pub struct EdgeConfig {
 pub const DEFAULT_PREFIX: &str = "/_betaroute/";
 
 impl EdgeConfig {
+    /// Parses the values. A broken one is recorded in `problems` (in the order of the steps
+    /// below) and the part it configures falls back to the safe side.
     pub fn parse(vars: &Vars) -> EdgeConfig {
         let mut problems = Vec::new();
-
-        let origin = vars
-            .get("ORIGIN_URL")
-            .and_then(|url| match parse_origin(url) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    problems.push(format!(
-                        "ORIGIN_URL {url:?} ignored ({e}): forwarding to the request's own URL"
-                    ));
-                    None
-                }
-            });
-
+        let origin = read_origin(vars, &mut problems);
         let beta = BetaPolicy {
             claim: vars.get("BETA_CLAIM").unwrap_or("beta").to_owned(),
-            header: match vars.get("BETA_HEADER") {
-                Some(h) if is_token(h) => h.to_owned(),
-                Some(h) => {
-                    problems.push(format!(
-                        "BETA_HEADER {h:?} is not a valid header name; using X-RiksTV-Beta"
-                    ));
-                    "X-RiksTV-Beta".to_owned()
-                }
-                None => "X-RiksTV-Beta".to_owned(),
-            },
+            header: read_header_name(vars, "BETA_HEADER", "X-RiksTV-Beta", &mut problems),
         };
-
         let mut routing_names = vec![beta.header.clone()];
         routing_names.extend(
             list(vars.get("ROUTING_HEADERS"))
                 .filter(|h| is_token(h))
                 .map(str::to_owned),
         );
-        let signature_header = match vars.get("SIGNATURE_HEADER") {
-            Some(h) if is_token(h) => h.to_owned(),
-            Some(h) => {
-                problems.push(format!(
-                    "SIGNATURE_HEADER {h:?} is not a valid header name; using {}",
-                    signature::DEFAULT_HEADER
-                ));
-                signature::DEFAULT_HEADER.to_owned()
-            }
-            None => signature::DEFAULT_HEADER.to_owned(),
-        };
+        let signature_header = read_header_name(
+            vars,
+            "SIGNATURE_HEADER",
+            signature::DEFAULT_HEADER,
+            &mut problems,
+        );
         let strip = HeaderPolicy::new(routing_names.iter().chain([&signature_header]));
-        let signer = vars.get("ROUTING_SIGNING_KEYS").and_then(|json| match RoutingKey::from_jwks(json) {
-            Ok(keys) => match vars.get("ROUTING_SIGNING_KID") {
-                None => keys.into_iter().next(),
-                Some(kid) => {
-                    let found = keys.into_iter().find(|k| k.kid == kid);
-                    if found.is_none() {
-                        problems.push(format!("ROUTING_SIGNING_KID {kid:?} is not in ROUTING_SIGNING_KEYS: routing decisions are not signed"));
-                    }
-                    found
-                }
-            },
-            Err(e) => {
-                problems.push(format!("ROUTING_SIGNING_KEYS: {e}: routing decisions are not signed"));
-                None
-            }
-        });
-
-        let leeway = match vars.get("JWT_LEEWAY_SECONDS") {
-            None => 60,
-            Some(v) => v.parse().unwrap_or_else(|_| {
-                problems.push(format!(
-                    "JWT_LEEWAY_SECONDS {v:?} is not a whole number of seconds; using 60"
-                ));
-                60
-            }),
-        };
-        let claims = ClaimsPolicy {
-            issuer: vars.get("JWT_ISSUER").map(str::to_owned),
-            audiences: list(vars.get("JWT_AUDIENCE")).map(str::to_owned).collect(),
-            leeway,
-            require_exp: !matches!(
-                vars.get("JWT_ALLOW_MISSING_EXP"),
-                Some("true" | "1" | "yes")
-            ),
-        };
-        let jwks = vars.get("JWT_JWKS_URL").and_then(|url| {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
-                problems.push(format!(
-                    "JWT_JWKS_URL {url:?} is not an http(s) URL: ignored"
-                ));
-                return None;
-            }
-            let mut num = |name: &str, default: u64| match vars.get(name) {
-                None => default,
-                Some(v) => v.parse().unwrap_or_else(|_| {
-                    problems.push(format!(
-                        "{name} {v:?} is not a whole number; using {default}"
-                    ));
-                    default
-                }),
-            };
-            Some(JwksSettings {
-                url: url.to_owned(),
-                min_ttl: num("JWKS_CACHE_MIN_SECONDS", 300),
-                max_ttl: num("JWKS_CACHE_MAX_SECONDS", 86_400),
-                refresh_interval: num("JWKS_REFRESH_INTERVAL_SECONDS", 30),
-                timeout_ms: num("JWKS_FETCH_TIMEOUT_MS", 3000),
-            })
-        });
-        let verifier = build_verifier(vars, claims, jwks.is_some()).map(std::rc::Rc::new);
-        match &verifier {
-            Ok(v) => problems.extend(
-                v.keys()
-                    .skipped
-                    .iter()
-                    .map(|s| format!("JWT_KEYS: ignoring {s}")),
-            ),
-            Err(e) => problems.push(e.clone()),
-        }
-
-        let prefix = match vars.get("BETAROUTE_PREFIX") {
-            None => DEFAULT_PREFIX.to_owned(),
-            Some(p) => {
-                let p = format!("/{}/", p.trim_matches('/'));
-                if p == "//" {
-                    problems.push(
-                        "BETAROUTE_PREFIX must not be \"/\": it would shadow the origin".into(),
-                    );
-                    DEFAULT_PREFIX.to_owned()
-                } else {
-                    p
-                }
-            }
-        };
-
+        let signer = read_signer(vars, &mut problems);
+        let claims = read_claims(vars, &mut problems);
+        let jwks = read_jwks(vars, &mut problems);
+        let verifier = read_verifier(vars, claims, jwks.is_some(), &mut problems);
+        let prefix = read_prefix(vars, &mut problems);
         EdgeConfig {
             origin,
             verifier,
@@ -263,6 +158,138 @@ impl EdgeConfig {
             problems,
         }
     }
+}
+
+/// `ORIGIN_URL`; without it (or when it is invalid), requests go to their own URL.
+fn read_origin(vars: &Vars, problems: &mut Vec<String>) -> Option<String> {
+    let url = vars.get("ORIGIN_URL")?;
+    match parse_origin(url) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            problems.push(format!(
+                "ORIGIN_URL {url:?} ignored ({e}): forwarding to the request's own URL"
+            ));
+            None
+        }
+    }
+}
+
+/// A header name variable, `default` when unset or not a valid header name.
+fn read_header_name(vars: &Vars, name: &str, default: &str, problems: &mut Vec<String>) -> String {
+    match vars.get(name) {
+        Some(h) if is_token(h) => h.to_owned(),
+        Some(h) => {
+            problems.push(format!(
+                "{name} {h:?} is not a valid header name; using {default}"
+            ));
+            default.to_owned()
+        }
+        None => default.to_owned(),
+    }
+}
+
+/// The key that signs routing decisions: `ROUTING_SIGNING_KID` in `ROUTING_SIGNING_KEYS`, or its
+/// first key.
+fn read_signer(vars: &Vars, problems: &mut Vec<String>) -> Option<RoutingKey> {
+    let keys = match RoutingKey::from_jwks(vars.get("ROUTING_SIGNING_KEYS")?) {
+        Ok(keys) => keys,
+        Err(e) => {
+            problems.push(format!(
+                "ROUTING_SIGNING_KEYS: {e}: routing decisions are not signed"
+            ));
+            return None;
+        }
+    };
+    let Some(kid) = vars.get("ROUTING_SIGNING_KID") else {
+        return keys.into_iter().next();
+    };
+    let found = keys.into_iter().find(|k| k.kid == kid);
+    if found.is_none() {
+        problems.push(format!("ROUTING_SIGNING_KID {kid:?} is not in ROUTING_SIGNING_KEYS: routing decisions are not signed"));
+    }
+    found
+}
+
+/// The claim policy: issuer, audiences, leeway, whether `exp` is required.
+fn read_claims(vars: &Vars, problems: &mut Vec<String>) -> ClaimsPolicy {
+    let leeway = match vars.get("JWT_LEEWAY_SECONDS") {
+        None => 60,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "JWT_LEEWAY_SECONDS {v:?} is not a whole number of seconds; using 60"
+            ));
+            60
+        }),
+    };
+    ClaimsPolicy {
+        issuer: vars.get("JWT_ISSUER").map(str::to_owned),
+        audiences: list(vars.get("JWT_AUDIENCE")).map(str::to_owned).collect(),
+        leeway,
+        require_exp: !matches!(
+            vars.get("JWT_ALLOW_MISSING_EXP"),
+            Some("true" | "1" | "yes")
+        ),
+    }
+}
+
+/// Remote keys (`JWT_JWKS_URL`) and how long they are kept.
+fn read_jwks(vars: &Vars, problems: &mut Vec<String>) -> Option<JwksSettings> {
+    let url = vars.get("JWT_JWKS_URL")?;
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        problems.push(format!(
+            "JWT_JWKS_URL {url:?} is not an http(s) URL: ignored"
+        ));
+        return None;
+    }
+    let mut num = |name: &str, default: u64| match vars.get(name) {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "{name} {v:?} is not a whole number; using {default}"
+            ));
+            default
+        }),
+    };
+    Some(JwksSettings {
+        url: url.to_owned(),
+        min_ttl: num("JWKS_CACHE_MIN_SECONDS", 300),
+        max_ttl: num("JWKS_CACHE_MAX_SECONDS", 86_400),
+        refresh_interval: num("JWKS_REFRESH_INTERVAL_SECONDS", 30),
+        timeout_ms: num("JWKS_FETCH_TIMEOUT_MS", 3000),
+    })
+}
+
+/// The verifier over `JWT_KEYS`, with its skipped keys (or why there is none) as problems.
+fn read_verifier(
+    vars: &Vars,
+    claims: ClaimsPolicy,
+    remote_keys: bool,
+    problems: &mut Vec<String>,
+) -> Result<std::rc::Rc<Verifier>, String> {
+    let verifier = build_verifier(vars, claims, remote_keys).map(std::rc::Rc::new);
+    match &verifier {
+        Ok(v) => problems.extend(
+            v.keys()
+                .skipped
+                .iter()
+                .map(|s| format!("JWT_KEYS: ignoring {s}")),
+        ),
+        Err(e) => problems.push(e.clone()),
+    }
+    verifier
+}
+
+/// `BETAROUTE_PREFIX` as `/name/`; never `/`, which would shadow the origin.
+fn read_prefix(vars: &Vars, problems: &mut Vec<String>) -> String {
+    let Some(p) = vars.get("BETAROUTE_PREFIX") else {
+        return DEFAULT_PREFIX.to_owned();
+    };
+    let p = format!("/{}/", p.trim_matches('/'));
+    if p == "//" {
+        problems.push("BETAROUTE_PREFIX must not be \"/\": it would shadow the origin".into());
+        return DEFAULT_PREFIX.to_owned();
+    }
+    p
 }
 
 fn build_verifier(
@@ -365,6 +392,38 @@ mod tests {
         assert_eq!(c.origin, None);
         assert!(c.verifier.as_ref().unwrap_err().starts_with("JWT_KEYS"));
         assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn every_problem_in_order() {
+        let c = EdgeConfig::parse(&vars(&[
+            ("ORIGIN_URL", "http://o?q"),
+            ("BETA_HEADER", "x y"),
+            ("SIGNATURE_HEADER", "a:b"),
+            ("ROUTING_SIGNING_KEYS", "[]"),
+            ("JWT_LEEWAY_SECONDS", "-1"),
+            ("JWT_JWKS_URL", "https://keys.example"),
+            ("JWKS_CACHE_MIN_SECONDS", "x"),
+            ("JWKS_FETCH_TIMEOUT_MS", "1.5"),
+            ("JWT_ALGORITHMS", "HS256, XX1"),
+            ("BETAROUTE_PREFIX", "///"),
+        ]));
+        assert_eq!(
+            c.problems,
+            [
+                "ORIGIN_URL \"http://o?q\" ignored (a base URL has no query, fragment or spaces): forwarding to the request's own URL",
+                "BETA_HEADER \"x y\" is not a valid header name; using X-RiksTV-Beta",
+                "SIGNATURE_HEADER \"a:b\" is not a valid header name; using X-BetaRoute-Signature",
+                "ROUTING_SIGNING_KEYS: expected {\"keys\":[...]}: routing decisions are not signed",
+                "JWT_LEEWAY_SECONDS \"-1\" is not a whole number of seconds; using 60",
+                "JWKS_CACHE_MIN_SECONDS \"x\" is not a whole number; using 300",
+                "JWKS_FETCH_TIMEOUT_MS \"1.5\" is not a whole number; using 3000",
+                "JWT_ALGORITHMS: \"XX1\" is not a supported algorithm",
+                "BETAROUTE_PREFIX must not be \"/\": it would shadow the origin",
+            ]
+        );
+        assert_eq!(c.signature_header, signature::DEFAULT_HEADER);
+        assert!(c.jwks.is_some() && c.signer.is_none() && c.origin.is_none());
     }
 
     #[test]

@@ -46,7 +46,41 @@ pub async fn verifier(
 ) -> Result<(Rc<Verifier>, u64), String> {
     let base = cfg.verifier.as_ref().map_err(Clone::clone)?;
     let now = js_sys::Date::now();
-    let (current, fetch_now) = REMOTE.with(|cell| {
+    let (current, fetch_now) = claim(settings, config_generation, force, now);
+    if !fetch_now {
+        return current.ok_or_else(|| "no JWKS keys yet (fetch failed or rate-limited)".to_owned());
+    }
+    // A fresh isolate first looks in the Cache API, which other isolates of this colo fill.
+    let fetched = match current {
+        None => match cache_get(&settings.url).await {
+            Some(hit) => Ok(hit),
+            None => fetch(settings).await,
+        },
+        Some(_) => fetch(settings).await,
+    };
+    match fetched {
+        Ok(found) => Ok(adopt(base, settings, config_generation, now, found).await),
+        Err(e) => {
+            let stale = current.is_some();
+            console_error!(
+                "{}",
+                json!({"betaroute": "jwks", "level": "error", "problem": e, "url": settings.url, "serving_stale_keys": stale})
+            );
+            current.ok_or(e)
+        }
+    }
+}
+
+/// The keys held for this configuration (with their generation), and whether to fetch now: when
+/// they are missing or expired, or `force`d, at most once per interval. A fetch is claimed before
+/// anything is awaited, so concurrent requests in this isolate do not fetch too.
+fn claim(
+    settings: &JwksSettings,
+    config_generation: u64,
+    force: bool,
+    now: f64,
+) -> (Option<(Rc<Verifier>, u64)>, bool) {
+    REMOTE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot
             .as_ref()
@@ -66,7 +100,6 @@ pub async fn verifier(
         let due =
             (r.verifier.is_none() || now >= r.expires_ms) && now - r.last_attempt_ms >= interval;
         let forced = force && now - r.last_forced_ms >= interval;
-        // Claimed before awaiting: concurrent requests in this isolate do not fetch too.
         if due || forced {
             r.last_attempt_ms = now;
         }
@@ -74,54 +107,42 @@ pub async fn verifier(
             r.last_forced_ms = now;
         }
         (r.verifier.clone().map(|v| (v, r.generation)), due || forced)
+    })
+}
+
+/// Takes fetched keys into use (a new generation; keys imported for older ones are dropped),
+/// logs the refresh and, when they came from the network, stores them in the Cache API.
+async fn adopt(
+    base: &Verifier,
+    settings: &JwksSettings,
+    config_generation: u64,
+    now: f64,
+    (keys, ttl, from_cache): (KeySet, u64, bool),
+) -> (Rc<Verifier>, u64) {
+    let verifier = Rc::new(base.with_extra_keys(&keys));
+    let generation = REMOTE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let r = slot.as_mut().expect("set above");
+        r.verifier = Some(verifier.clone());
+        r.generation += 1;
+        r.expires_ms = now + ttl as f64 * 1000.0;
+        r.generation
     });
-    if !fetch_now {
-        return current.ok_or_else(|| "no JWKS keys yet (fetch failed or rate-limited)".to_owned());
+    webcrypto::forget_keys_before(webcrypto::key_generation(config_generation, generation));
+    console_log!(
+        "{}",
+        json!({"betaroute": "jwks", "result": "refreshed", "source": if from_cache { "cache" } else { "network" }, "keys": keys.keys.len(), "ttl_seconds": ttl})
+    );
+    for s in &keys.skipped {
+        console_error!(
+            "{}",
+            json!({"betaroute": "jwks", "level": "error", "problem": format!("ignoring {s}")})
+        );
     }
-    // A fresh isolate first looks in the Cache API, which other isolates of this colo fill.
-    let fetched = match current {
-        None => match cache_get(&settings.url).await {
-            Some(hit) => Ok(hit),
-            None => fetch(settings).await,
-        },
-        Some(_) => fetch(settings).await,
-    };
-    match fetched {
-        Ok((keys, ttl, from_cache)) => {
-            let verifier = Rc::new(base.with_extra_keys(&keys));
-            let generation = REMOTE.with(|cell| {
-                let mut slot = cell.borrow_mut();
-                let r = slot.as_mut().expect("set above");
-                r.verifier = Some(verifier.clone());
-                r.generation += 1;
-                r.expires_ms = now + ttl as f64 * 1000.0;
-                r.generation
-            });
-            webcrypto::forget_keys_before(webcrypto::key_generation(config_generation, generation));
-            console_log!(
-                "{}",
-                json!({"betaroute": "jwks", "result": "refreshed", "source": if from_cache { "cache" } else { "network" }, "keys": keys.keys.len(), "ttl_seconds": ttl})
-            );
-            for s in &keys.skipped {
-                console_error!(
-                    "{}",
-                    json!({"betaroute": "jwks", "level": "error", "problem": format!("ignoring {s}")})
-                );
-            }
-            if !from_cache {
-                cache_put(&settings.url, &keys_json(&keys), ttl).await;
-            }
-            Ok((verifier, generation))
-        }
-        Err(e) => {
-            let stale = current.is_some();
-            console_error!(
-                "{}",
-                json!({"betaroute": "jwks", "level": "error", "problem": e, "url": settings.url, "serving_stale_keys": stale})
-            );
-            current.ok_or(e)
-        }
+    if !from_cache {
+        cache_put(&settings.url, &keys_json(&keys), ttl).await;
     }
+    (verifier, generation)
 }
 
 /// Fetches the key set, bounded by the timeout (the abort also cuts the body read).
