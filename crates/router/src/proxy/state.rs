@@ -103,7 +103,13 @@ pub fn diff(old: &RoutingConfig, new: &RoutingConfig) -> String {
             .map(|r| {
                 (
                     r.name.clone(),
-                    format!("{} -> {} ({:?})", r.rule.text(), r.service, r.priority),
+                    format!(
+                        "{} -> {} ({:?}){}",
+                        r.rule.text(),
+                        r.service,
+                        r.priority,
+                        if r.refused.is_some() { " refused" } else { "" }
+                    ),
                 )
             })
             .collect()
