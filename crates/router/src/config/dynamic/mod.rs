@@ -2,7 +2,11 @@
 //! more files, read with located errors ([`http`]) and validated across files ([`validate`])
 //! into one immutable [`RoutingConfig`], the value the proxy serves from and swaps on reload.
 
+mod drafts;
 mod http;
+mod middleware;
+mod router;
+mod service;
 mod spec;
 mod validate;
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::http::{MiddlewareDraft, Part, Ref, RouterDraft, ServiceDraft};
+use super::drafts::{MiddlewareDraft, Part, Ref, RouterDraft, ServiceDraft};
 use super::spec::{RouterSpec, RoutingConfig};
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;

@@ -1,0 +1,52 @@
+//! What one file defines, as read and before validation across files.
+
+use betaroute_core::rules::Rule;
+
+use super::spec::ServiceSpec;
+
+/// A reference to another object, as written (`api`, `api@file`), and where.
+#[derive(Debug, Clone)]
+pub struct Ref {
+    pub name: String,
+    pub at: usize,
+}
+
+#[derive(Debug)]
+pub struct RouterDraft {
+    pub name: String,
+    pub at: usize,
+    /// `None` when the rule is missing or invalid (already reported).
+    pub rule: Option<Rule>,
+    pub priority: Option<i64>,
+    pub service: Option<Ref>,
+    pub entry_points: Option<Vec<String>>,
+    pub middlewares: Vec<Ref>,
+    /// Features of the router itself that betaroute refuses.
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct ServiceDraft {
+    pub name: String,
+    pub at: usize,
+    /// `None` when the service is refused or invalid (already reported).
+    pub spec: Option<ServiceSpec>,
+    /// Services this one points at (weighted, failover), for reference checks.
+    pub refs: Vec<Ref>,
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct MiddlewareDraft {
+    pub name: String,
+    pub at: usize,
+    pub kind: String,
+}
+
+/// Everything one file defines.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub routers: Vec<RouterDraft>,
+    pub services: Vec<ServiceDraft>,
+    pub middlewares: Vec<MiddlewareDraft>,
+}
