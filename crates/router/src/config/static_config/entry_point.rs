@@ -1,0 +1,234 @@
+//! `entryPoints.NAME`: address, forwarded headers, betaroute's routing-header trust; the entry
+//! point settings betaroute does not implement are refused.
+
+use std::path::PathBuf;
+
+use betaroute_core::rules::IpNet;
+use betaroute_core::signature::RoutingKey;
+use betaroute_core::HeaderPolicy;
+
+use super::{listen_address, EntryPoint, Forwarded, RoutingTrust, TrustMode};
+use crate::config::read::{self, Cx, Obj};
+use crate::config::source::Entry;
+
+pub fn entry_point(
+    cx: &mut Cx,
+    e: &Entry,
+    cohort_header: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<EntryPoint> {
+    let name = &e.key;
+    let mut o = Obj::of(cx, &e.value, format!("entry point {name}"))?;
+    let address = match o.get(cx, "address") {
+        None => {
+            cx.error(e.at, format!("entry point {name}: no address"));
+            None
+        }
+        Some(n) => read::string(cx, n, &o.child("address")).and_then(|a| {
+            // Traefik's `:8080/tcp` is the default protocol; `/udp` entry points are refused.
+            let (a, protocol) = match a.rsplit_once('/') {
+                Some((addr, p)) => (addr.to_owned(), p.to_ascii_lowercase()),
+                None => (a.clone(), "tcp".to_owned()),
+            };
+            if protocol != "tcp" {
+                cx.refuse(
+                    n.at,
+                    format!("entry point {name}: {protocol} entry points are not supported"),
+                );
+                return None;
+            }
+            let l = listen_address(&a);
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                cx.error(
+                    n.at,
+                    format!("entry point {name}: address {a:?} is not host:port"),
+                );
+                return None;
+            }
+            Some(l)
+        }),
+    };
+    let header_timeout = o.duration(cx, "headerTimeout");
+    let forwarded = o
+        .obj(cx, "forwardedHeaders")
+        .map_or_else(Forwarded::default, |fh| forwarded_headers(cx, fh, name));
+    let routing = match o.obj(cx, "routingHeaders") {
+        None => RoutingTrust::new(cohort_header),
+        Some(rh) => routing_trust(cx, rh, name, cohort_header, resolve),
+    };
+    refuse_unsupported(cx, &mut o, name);
+    // Each worker thread binds its own socket with SO_REUSEPORT anyway.
+    o.ignore(
+        cx,
+        "reusePort",
+        "betaroute always listens with SO_REUSEPORT",
+    );
+    o.ignore(
+        cx,
+        "observability",
+        "betaroute logs and counts every entry point",
+    );
+    o.finish(
+        cx,
+        &[
+            "address",
+            "headerTimeout",
+            "forwardedHeaders",
+            "routingHeaders",
+            "http",
+            "http2",
+            "http3",
+            "transport",
+            "proxyProtocol",
+            "udp",
+            "asDefault",
+            "reusePort",
+            "observability",
+        ],
+    );
+    Some(EntryPoint {
+        name: name.clone(),
+        address: address?,
+        header_timeout,
+        forwarded,
+        routing,
+    })
+}
+
+/// Traefik's `forwardedHeaders`, plus betaroute's `useForwardedHost`.
+fn forwarded_headers(cx: &mut Cx, mut fh: Obj, name: &str) -> Forwarded {
+    let mut forwarded = Forwarded {
+        insecure: fh.boolean(cx, "insecure").unwrap_or(false),
+        use_forwarded_host: fh.boolean(cx, "useForwardedHost").unwrap_or(false),
+        ..Forwarded::default()
+    };
+    for (ip, at) in fh.strings(cx, "trustedIPs").unwrap_or_default() {
+        match IpNet::parse(&ip) {
+            Some(n) => forwarded.trusted.push(n),
+            None => cx.error(
+                at,
+                format!("entry point {name}: trustedIPs: {ip:?} is not an IP or CIDR"),
+            ),
+        }
+    }
+    for key in [
+        "connection",
+        "notAppendXForwardedFor",
+        "addXForwardedSchemeHeaders",
+    ] {
+        fh.refuse(cx, key, "is not supported yet");
+    }
+    fh.finish(
+        cx,
+        &[
+            "trustedIPs",
+            "insecure",
+            "useForwardedHost",
+            "connection",
+            "notAppendXForwardedFor",
+            "addXForwardedSchemeHeaders",
+        ],
+    );
+    forwarded
+}
+
+/// Entry point settings that change what is served and that betaroute does not implement.
+fn refuse_unsupported(cx: &mut Cx, o: &mut Obj, name: &str) {
+    for (key, why) in [
+        ("http", "(entry point redirections, middlewares and TLS) is not supported yet"),
+        ("http2", "settings are not supported yet"),
+        ("http3", "is not supported"),
+        ("transport", "(responding timeouts, life cycle, keep-alive limits) is not supported yet; betaroute's entry points take headerTimeout"),
+        ("proxyProtocol", "is not supported yet"),
+        ("udp", "is not supported"),
+        ("allowACMEByPass", "is not supported (no ACME)"),
+    ] {
+        o.refuse(cx, key, why);
+    }
+    if o.boolean(cx, "asDefault") == Some(true) {
+        cx.refuse(
+            o.at_key("asDefault"),
+            format!("entry point {name}: asDefault is not supported yet (routers without entryPoints are on every entry point)"),
+        );
+    }
+}
+
+fn routing_trust(
+    cx: &mut Cx,
+    mut rh: Obj,
+    ep: &str,
+    cohort_header: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> RoutingTrust {
+    let mut t = RoutingTrust::new(cohort_header);
+    if let Some(names) = rh.strings(cx, "names") {
+        t.names = names
+            .into_iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+    }
+    if let Some(h) = rh.string(cx, "signatureHeader") {
+        t.signature_header = h.to_ascii_lowercase();
+    }
+    t.policy = HeaderPolicy::new(t.names.iter().chain([&t.signature_header]));
+    let keys_file = rh.get(cx, "keysFile").and_then(|n| {
+        let file = read::string(cx, n, "routingHeaders.keysFile")?;
+        let path = resolve(&file);
+        match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|j| RoutingKey::from_jwks(&j))
+        {
+            Ok(keys) => t.keys = keys,
+            Err(e) => cx.error(
+                n.at,
+                format!(
+                    "entry point {ep}: routingHeaders.keysFile {}: {e}",
+                    path.display()
+                ),
+            ),
+        }
+        Some(file)
+    });
+    if let Some(d) = rh.duration(cx, "maxAge") {
+        t.fresh.max_age = d.as_secs();
+    }
+    if let Some(d) = rh.duration(cx, "clockSkew") {
+        t.fresh.skew = d.as_secs();
+    }
+    let trust_at = rh.at_key("trust");
+    t.mode = match rh.string(cx, "trust").as_deref() {
+        None if keys_file.is_some() => TrustMode::Signed,
+        None | Some("any") => TrustMode::Any,
+        Some("strip") => TrustMode::Strip,
+        Some("signed") => {
+            if keys_file.is_none() {
+                cx.error(
+                    trust_at,
+                    format!("entry point {ep}: routingHeaders.trust = \"signed\" needs keysFile"),
+                );
+            }
+            TrustMode::Signed
+        }
+        Some(other) => {
+            cx.error(
+                trust_at,
+                format!(
+                    "entry point {ep}: routingHeaders.trust {other:?} is not signed, any or strip"
+                ),
+            );
+            TrustMode::Strip
+        }
+    };
+    rh.finish(
+        cx,
+        &[
+            "names",
+            "trust",
+            "signatureHeader",
+            "keysFile",
+            "maxAge",
+            "clockSkew",
+        ],
+    );
+    t
+}

@@ -1,0 +1,315 @@
+//! Static configuration: entry points, the admin address, providers, the access log, backend
+//! timeouts and the cohort header, in Traefik's static shape plus betaroute's own keys. Read key
+//! by key like the dynamic configuration: what betaroute cannot honour and would change what is
+//! served is refused (and `serve` does not start); settings that only concern Traefik's own
+//! logs, telemetry or dashboard are accepted with a warning.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use betaroute_core::rules::IpNet;
+use betaroute_core::signature::{self, Freshness, RoutingKey};
+use betaroute_core::HeaderPolicy;
+
+mod entry_point;
+mod sections;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::read::{Cx, Diagnostic, Obj, Severity};
+use super::source::{self, Format, Node, Source, Value};
+use entry_point::entry_point;
+use sections::{access_log, informational, providers, servers_transport};
+
+/// The static configuration, with the dynamic configuration files it names resolved.
+#[derive(Debug, Clone)]
+pub struct StaticConfig {
+    pub entry_points: Vec<EntryPoint>,
+    pub admin: Option<String>,
+    /// Files holding dynamic configuration (the static file itself when it has `http`).
+    pub dynamic_files: Vec<PathBuf>,
+    /// Directory to rescan on reload, if any.
+    pub dynamic_directory: Option<PathBuf>,
+    pub watch: bool,
+    pub access_log: Option<AccessLog>,
+    pub timeouts: Timeouts,
+    /// The header whose value puts a request in the beta cohort (`cohort.header`).
+    pub cohort_header: String,
+    /// Warnings (refusals and errors stop the load).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One listening entry point.
+#[derive(Debug, Clone)]
+pub struct EntryPoint {
+    pub name: String,
+    pub address: String,
+    pub header_timeout: Option<Duration>,
+    pub forwarded: Forwarded,
+    pub routing: RoutingTrust,
+}
+
+/// How an entry point treats routing headers sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustMode {
+    /// Believe them as they are (only the edge can reach this entry point).
+    Any,
+    /// Always remove them.
+    Strip,
+    /// Keep them only under a valid, fresh signature from the edge.
+    Signed,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingTrust {
+    pub mode: TrustMode,
+    /// Routing header names, lowercased.
+    pub names: Vec<String>,
+    /// Matches routing headers and the signature header in any case and with `_` for `-`.
+    pub policy: HeaderPolicy,
+    /// Signature header name, lowercased.
+    pub signature_header: String,
+    pub keys: Vec<RoutingKey>,
+    pub fresh: Freshness,
+}
+
+impl RoutingTrust {
+    /// Trust every routing header, the cohort header being the one routing header.
+    pub fn new(cohort_header: &str) -> RoutingTrust {
+        let names = vec![cohort_header.to_ascii_lowercase()];
+        let signature_header = signature::DEFAULT_HEADER.to_ascii_lowercase();
+        RoutingTrust {
+            mode: TrustMode::Any,
+            policy: HeaderPolicy::new(names.iter().chain([&signature_header])),
+            names,
+            signature_header,
+            keys: Vec::new(),
+            fresh: Freshness {
+                max_age: 30,
+                skew: 5,
+            },
+        }
+    }
+}
+
+impl Default for RoutingTrust {
+    fn default() -> Self {
+        RoutingTrust::new(betaroute_core::cohort::DEFAULT_HEADER)
+    }
+}
+
+/// Whose X-Forwarded-* headers to believe.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded {
+    pub trusted: Vec<IpNet>,
+    pub insecure: bool,
+    pub use_forwarded_host: bool,
+}
+
+impl Forwarded {
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.insecure || self.trusted.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Timeouts towards backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub dial: Duration,
+    /// Time allowed for a backend's response headers (504 past it).
+    pub response_header: Duration,
+    pub idle_conn: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            dial: Duration::from_secs(30),
+            response_header: Duration::from_secs(60),
+            idle_conn: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub json: bool,
+    pub file: Option<PathBuf>,
+}
+
+/// The top-level keys that only a static configuration has: a file with any of them is static.
+pub const STATIC_KEYS: &[&str] = &[
+    "entryPoints",
+    "providers",
+    "admin",
+    "accessLog",
+    "serversTransport",
+    "cohort",
+    "global",
+    "api",
+    "metrics",
+    "ping",
+    "log",
+    "tracing",
+    "hostResolver",
+    "certificatesResolvers",
+    "experimental",
+    "core",
+    "spiffe",
+    "ocsp",
+    "tcpServersTransport",
+];
+
+/// Whether a parsed file is a static configuration: decided by its top-level keys, never by
+/// text that merely looks like one (`entryPoints:` under a router is a router's key).
+pub fn is_static(tree: &Node) -> bool {
+    match &tree.value {
+        Value::Map(entries) => entries
+            .iter()
+            .any(|e| STATIC_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&e.key))),
+        _ => false,
+    }
+}
+
+/// `":8080"` listens on every interface, as in Traefik.
+pub(super) fn listen_address(a: &str) -> String {
+    if a.starts_with(':') {
+        format!("0.0.0.0{a}")
+    } else {
+        a.to_owned()
+    }
+}
+
+pub fn load_static(path: &Path) -> Result<StaticConfig, ConfigErrors> {
+    let src = Source::read(path)?;
+    read_source(&src, Format::of(path), path)
+}
+
+/// Validates a static configuration given as text (for tools and fuzzing); relative paths in it
+/// are taken from the current directory.
+pub fn parse_static_str(
+    name: &str,
+    text: &str,
+    format: Format,
+) -> Result<StaticConfig, ConfigErrors> {
+    read_source(&Source::new(name, text), format, Path::new(name))
+}
+
+fn read_source(src: &Source, format: Format, path: &Path) -> Result<StaticConfig, ConfigErrors> {
+    let tree = source::parse(src, format)?;
+    let mut cx = Cx::new(src);
+    let config = read_static(&mut cx, &tree, path);
+    let (fatal, rest): (Vec<Diagnostic>, Vec<Diagnostic>) = cx
+        .diagnostics
+        .into_iter()
+        .partition(|d| d.severity >= Severity::Refused);
+    if !fatal.is_empty() {
+        return Err(ConfigErrors(
+            fatal.into_iter().map(describe_fatal).collect(),
+        ));
+    }
+    let mut config = config.expect("no errors means a configuration");
+    config.diagnostics = rest;
+    Ok(config)
+}
+
+/// A refused static setting stops the load: say so in its message.
+fn describe_fatal(d: Diagnostic) -> ConfigError {
+    let mut e = d.error;
+    if d.severity == Severity::Refused {
+        e.message = format!("refused: {}", e.message);
+    }
+    e
+}
+
+fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
+    let mut top = Obj::of(cx, tree, "static configuration")?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            base.join(p)
+        }
+    };
+    let cohort_header = match top.obj(cx, "cohort") {
+        None => betaroute_core::cohort::DEFAULT_HEADER.to_owned(),
+        Some(mut c) => {
+            let h = c.get(cx, "header").and_then(|n| {
+                let h = super::read::string(cx, n, &c.child("header"))?;
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    cx.error(n.at, format!("cohort: header {h:?} is not a header name"));
+                    return None;
+                }
+                Some(h)
+            });
+            c.finish(cx, &["header"]);
+            h.unwrap_or_else(|| betaroute_core::cohort::DEFAULT_HEADER.to_owned())
+        }
+    };
+    let mut entry_points = Vec::new();
+    match top.obj(cx, "entryPoints") {
+        Some(mut eps) => {
+            for e in eps.named() {
+                if let Some(ep) = entry_point(cx, e, &cohort_header, &resolve) {
+                    entry_points.push(ep);
+                }
+            }
+        }
+        None => cx.error(
+            0,
+            "no entry point: add [entryPoints.web] address = \":8080\" (a dynamic file alone goes to --dynamic)",
+        ),
+    }
+    if entry_points.is_empty() && !cx.has_errors() {
+        cx.error(top.at_key("entryPoints"), "no entry point defined");
+    }
+    let admin = top.obj(cx, "admin").and_then(|mut a| {
+        let addr = a.get(cx, "address").and_then(|n| {
+            let s = super::read::string(cx, n, "admin: address")?;
+            let l = listen_address(&s);
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                cx.error(n.at, format!("admin: address {s:?} is not host:port"));
+                return None;
+            }
+            Some(l)
+        });
+        a.finish(cx, &["address"]);
+        addr
+    });
+    let (dynamic_files, dynamic_directory, watch) = providers(cx, &mut top, &resolve);
+    let mut dynamic_files = dynamic_files;
+    if top.entry("http").is_some() {
+        // Routing written into the static file itself (betaroute): read as a dynamic file.
+        top.get(cx, "http");
+        dynamic_files.insert(0, path.to_owned());
+    }
+    for key in ["tcp", "udp", "tls"] {
+        if top.entry(key).is_some() {
+            top.get(cx, key);
+            dynamic_files.insert(0, path.to_owned());
+        }
+    }
+    dynamic_files.dedup();
+    if dynamic_files.is_empty() && dynamic_directory.is_none() && !cx.has_errors() {
+        cx.error(0, "no routing configuration: set providers.file.filename (or directory), or add [http] here");
+    }
+    let access_log = access_log(cx, &mut top, &resolve);
+    let timeouts = servers_transport(cx, &mut top);
+    informational(cx, &mut top);
+    top.finish(cx, STATIC_KEYS);
+    if cx.has_errors() {
+        return None;
+    }
+    Some(StaticConfig {
+        entry_points,
+        admin,
+        dynamic_files,
+        dynamic_directory,
+        watch,
+        access_log,
+        timeouts,
+        cohort_header,
+        diagnostics: Vec::new(),
+    })
+}

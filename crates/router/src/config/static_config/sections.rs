@@ -1,0 +1,201 @@
+//! The other sections of a static configuration: providers, the access log, backend timeouts,
+//! and Traefik's own settings that change nothing betaroute does.
+
+use std::path::PathBuf;
+
+use super::{AccessLog, Timeouts};
+use crate::config::read::{Cx, Obj};
+
+pub fn providers(
+    cx: &mut Cx,
+    top: &mut Obj,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> (Vec<PathBuf>, Option<PathBuf>, bool) {
+    let mut files = Vec::new();
+    let mut directory = None;
+    let mut watch = false;
+    let Some(mut p) = top.obj(cx, "providers") else {
+        return (files, directory, watch);
+    };
+    if let Some(mut f) = p.obj(cx, "file") {
+        watch = f.boolean(cx, "watch").unwrap_or(false);
+        let filename = f.string(cx, "filename");
+        let dir = f.string(cx, "directory");
+        match (filename, dir) {
+            (Some(name), None) => files.push(resolve(&name)),
+            (None, Some(d)) => directory = Some(resolve(&d)),
+            _ => cx.error(
+                f.at,
+                "providers.file needs exactly one of filename or directory",
+            ),
+        }
+        f.refuse(
+            cx,
+            "debugLogGeneratedTemplate",
+            "is not supported (no Go templates yet)",
+        );
+        f.finish(cx, &["filename", "directory", "watch"]);
+    }
+    p.ignore(
+        cx,
+        "providersThrottleDuration",
+        "betaroute applies each new configuration as soon as it is validated",
+    );
+    for key in [
+        "docker",
+        "swarm",
+        "kubernetesIngress",
+        "kubernetesIngressNGINX",
+        "kubernetesCRD",
+        "kubernetesGateway",
+        "knative",
+        "rest",
+        "consulCatalog",
+        "nomad",
+        "ecs",
+        "consul",
+        "etcd",
+        "zooKeeper",
+        "redis",
+        "http",
+        "plugin",
+        "precedence",
+    ] {
+        p.refuse(
+            cx,
+            key,
+            "is not supported yet: betaroute reads the file provider",
+        );
+    }
+    p.finish(cx, &["file", "providersThrottleDuration"]);
+    (files, directory, watch)
+}
+
+pub fn access_log(
+    cx: &mut Cx,
+    top: &mut Obj,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<AccessLog> {
+    let node = top.get(cx, "accessLog")?;
+    let mut a = Obj::of(cx, node, "accessLog")?;
+    let format = a.string(cx, "format");
+    let json = match format.as_deref() {
+        None | Some("json") => true,
+        Some("common") => false,
+        Some(other) => {
+            cx.error(
+                a.at_key("format"),
+                format!("accessLog: format {other:?} is not json or common"),
+            );
+            true
+        }
+    };
+    let file = a.string(cx, "filePath").map(|f| resolve(&f));
+    let enabled = a.boolean(cx, "enabled").unwrap_or(true);
+    for key in ["filters", "fields", "bufferingSize", "addInternals", "otlp"] {
+        a.ignore(
+            cx,
+            key,
+            "betaroute logs every request with a fixed set of fields",
+        );
+    }
+    a.finish(
+        cx,
+        &[
+            "format",
+            "filePath",
+            "enabled",
+            "filters",
+            "fields",
+            "bufferingSize",
+        ],
+    );
+    enabled.then_some(AccessLog { json, file })
+}
+
+pub fn servers_transport(cx: &mut Cx, top: &mut Obj) -> Timeouts {
+    let mut timeouts = Timeouts::default();
+    let Some(mut st) = top.obj(cx, "serversTransport") else {
+        return timeouts;
+    };
+    if let Some(mut ft) = st.obj(cx, "forwardingTimeouts") {
+        for (key, slot) in [
+            ("dialTimeout", &mut timeouts.dial),
+            ("responseHeaderTimeout", &mut timeouts.response_header),
+            ("idleConnTimeout", &mut timeouts.idle_conn),
+        ] {
+            // Zero is Traefik's "no timeout": betaroute keeps its default instead.
+            if let Some(d) = ft.duration(cx, key).filter(|d| !d.is_zero()) {
+                *slot = d;
+            }
+        }
+        for key in ["readIdleTimeout", "pingTimeout"] {
+            ft.ignore(cx, key, "HTTP/2 backends are not supported yet");
+        }
+        ft.finish(
+            cx,
+            &[
+                "dialTimeout",
+                "responseHeaderTimeout",
+                "idleConnTimeout",
+                "readIdleTimeout",
+                "pingTimeout",
+            ],
+        );
+    }
+    for key in ["insecureSkipVerify", "rootCAs"] {
+        st.ignore(
+            cx,
+            key,
+            "https backends are not supported yet (they are refused)",
+        );
+    }
+    st.ignore(
+        cx,
+        "maxIdleConnsPerHost",
+        "idle backend connections are kept per worker thread and closed after idleConnTimeout",
+    );
+    st.refuse(cx, "spiffe", "is not supported");
+    st.finish(
+        cx,
+        &[
+            "forwardingTimeouts",
+            "insecureSkipVerify",
+            "rootCAs",
+            "maxIdleConnsPerHost",
+            "spiffe",
+        ],
+    );
+    timeouts
+}
+
+/// Traefik settings for its own logs, telemetry and dashboard: accepted with a word.
+pub fn informational(cx: &mut Cx, top: &mut Obj) {
+    for (key, why) in [
+        ("global", "Traefik's version checks and anonymous usage do not apply"),
+        ("log", "betaroute writes JSON log lines to standard error"),
+        ("api", "Traefik's API and dashboard are not served; betaroute's admin address serves /api/routers, /api/services and /metrics"),
+        ("ping", "betaroute's admin address answers /ping"),
+        ("metrics", "betaroute's admin address serves Prometheus metrics at /metrics"),
+        ("tracing", "tracing is not implemented"),
+        ("hostResolver", "CNAME flattening is not implemented"),
+        ("experimental", "experimental features and plugins are not implemented (middlewares that use them are refused)"),
+        ("certificatesResolvers", "ACME needs the network; routers that use a resolver are refused with their tls"),
+        ("tcpServersTransport", "TCP routing is not supported"),
+        ("ocsp", "TLS is not supported yet"),
+    ] {
+        top.ignore(cx, key, why);
+    }
+    top.refuse(cx, "spiffe", "is not supported");
+    if let Some(mut core) = top.obj(cx, "core") {
+        if let Some(s) = core.string(cx, "defaultRuleSyntax") {
+            if !s.eq_ignore_ascii_case("v3") {
+                cx.error(
+                    core.at_key("defaultRuleSyntax"),
+                    format!("core: defaultRuleSyntax {s:?}: only v3 rules are supported"),
+                );
+            }
+        }
+        core.finish(cx, &["defaultRuleSyntax"]);
+    }
+}
