@@ -26,12 +26,16 @@ for target in $TARGETS; do
   # -fork keeps fuzzing past a crash (each crash is saved), so one bug does not hide the next.
   cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -max_len=8192 -rss_limit_mb=2048 \
-    -fork=1 -ignore_crashes=1 -artifact_prefix="artifacts/$target/" 2>&1 | tee "$log" | grep -E "^#|INFO: fuzzed|ERROR|==[0-9]+==|Done" >&2
+    -fork=1 -ignore_crashes=1 -artifact_prefix="artifacts/$target/" > "$log" 2>&1
+  status=$?
+  grep -E "^error|INFO: fuzzed|ERROR|==[0-9]+==|Done" "$log" | tail -20 >&2
   # Fork mode reports progress as "#RUNS: cov: ..."; the last one is the total.
   runs=$(grep -oE "^#[0-9]+" "$log" | tail -1 | tr -d '#')
   crashes=$(find "artifacts/$target" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | sort)
   echo "==> $target: ${runs:-?} runs; crashes: ${crashes:-none}" >&2
   [ -n "$crashes" ] && failed+=("$target: $crashes")
+  # A target that did not build or run is a failure too, not "no crashes".
+  [ -z "$crashes" ] && { [ "$status" -ne 0 ] || [ -z "$runs" ]; } && failed+=("$target: did not run (exit $status), see $log")
 done
 echo >&2
 if [ ${#failed[@]} -gt 0 ]; then
