@@ -49,7 +49,7 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
         if was != healthy {
             eprintln!(
                 "{}",
-                json!({"betaroute": "health", "service": lb.name, "server": server.url.to_string(), "healthy": healthy, "reason": outcome.err()})
+                json!({"betaroute": "health", "service": lb.name, "server": server.url.to_string(), "healthy": healthy, "reason": outcome.err().map(|e| e.to_string())})
             );
         }
         // Traefik's unhealthyInterval: a server that is down is checked at its own pace.
@@ -75,12 +75,37 @@ fn check_url(server: &http::Uri, spec: &HealthSpec) -> String {
     format!("http://{host}:{port}{base}{}", spec.path)
 }
 
+/// Why a server failed its health check (logged when its state changes).
+#[derive(Debug)]
+enum Unhealthy {
+    /// The configured method, header or URL does not make a request.
+    BadRequest(http::Error),
+    Status {
+        got: http::StatusCode,
+        want: Option<u16>,
+    },
+    Failed(hyper_util::client::legacy::Error),
+    Timeout(std::time::Duration),
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unhealthy::BadRequest(e) => write!(f, "invalid check request: {e}"),
+            Unhealthy::Status { got, want: Some(w) } => write!(f, "status {got}, expected {w}"),
+            Unhealthy::Status { got, want: None } => write!(f, "status {got}"),
+            Unhealthy::Failed(e) => write!(f, "request failed: {e}"),
+            Unhealthy::Timeout(t) => write!(f, "no answer within {t:?}"),
+        }
+    }
+}
+
 async fn check_once(
     spec: &HealthSpec,
     server: &Server,
     url: &str,
     client: &CheckClient,
-) -> Result<(), String> {
+) -> Result<(), Unhealthy> {
     let mut req = Request::builder().method(spec.method.as_str()).uri(url);
     let host = spec
         .hostname
@@ -92,21 +117,18 @@ async fn check_once(
     for (k, v) in &spec.headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let req = req
-        .body(Empty::new())
-        .map_err(|e| format!("invalid check request: {e}"))?;
+    let req = req.body(Empty::new()).map_err(Unhealthy::BadRequest)?;
     match tokio::time::timeout(spec.timeout, client.request(req)).await {
         Ok(Ok(resp)) => {
             let s = resp.status();
             match spec.status {
                 Some(want) if s.as_u16() == want => Ok(()),
-                Some(want) => Err(format!("status {s}, expected {want}")),
                 None if s.is_success() || s.is_redirection() => Ok(()),
-                None => Err(format!("status {s}")),
+                want => Err(Unhealthy::Status { got: s, want }),
             }
         }
-        Ok(Err(e)) => Err(format!("request failed: {e}")),
-        Err(_) => Err(format!("no answer within {:?}", spec.timeout)),
+        Ok(Err(e)) => Err(Unhealthy::Failed(e)),
+        Err(_) => Err(Unhealthy::Timeout(spec.timeout)),
     }
 }
 
