@@ -8,6 +8,8 @@ use betaroute_core::claims::ClaimsPolicy;
 use betaroute_core::signature::{self, RoutingKey};
 use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
 
+use crate::error::{ConfigProblem, EdgeError};
+
 /// Every variable the edge reads, in the order of [`Vars::values`].
 pub const VAR_NAMES: [&str; 21] = [
     "ORIGIN_URL",
@@ -91,7 +93,7 @@ pub struct EdgeConfig {
     pub origin: Option<String>,
     /// The verifier over `JWT_KEYS`, or why there is none (then every request is main, reason
     /// `config_error`). With `JWT_JWKS_URL`, remote keys are added to it at request time.
-    pub verifier: Result<std::rc::Rc<Verifier>, String>,
+    pub verifier: Result<std::rc::Rc<Verifier>, EdgeError>,
     pub jwks: Option<JwksSettings>,
     pub beta: BetaPolicy,
     /// Header names stripped from every client request (routing headers and the signature header).
@@ -108,7 +110,8 @@ pub struct EdgeConfig {
     pub prefix: String,
     /// One JSON log line per request (default on; configuration problems are always logged).
     pub log_requests: bool,
-    /// Configuration problems, logged when the configuration is loaded.
+    /// Configuration problems ([`EdgeError::Config`] texts), logged when the configuration is
+    /// loaded.
     pub problems: Vec<String>,
 }
 
@@ -165,23 +168,34 @@ fn read_origin(vars: &Vars, problems: &mut Vec<String>) -> Option<String> {
     let url = vars.get("ORIGIN_URL")?;
     match parse_origin(url) {
         Ok(o) => Some(o),
-        Err(e) => {
-            problems.push(format!(
-                "ORIGIN_URL {url:?} ignored ({e}): forwarding to the request's own URL"
-            ));
+        Err(why) => {
+            let value = url.to_owned();
+            note(
+                problems,
+                "ORIGIN_URL",
+                ConfigProblem::NotOrigin { value, why },
+            );
             None
         }
     }
 }
 
 /// A header name variable, `default` when unset or not a valid header name.
-fn read_header_name(vars: &Vars, name: &str, default: &str, problems: &mut Vec<String>) -> String {
+fn read_header_name(
+    vars: &Vars,
+    name: &'static str,
+    default: &'static str,
+    problems: &mut Vec<String>,
+) -> String {
     match vars.get(name) {
         Some(h) if is_token(h) => h.to_owned(),
         Some(h) => {
-            problems.push(format!(
-                "{name} {h:?} is not a valid header name; using {default}"
-            ));
+            let value = h.to_owned();
+            note(
+                problems,
+                name,
+                ConfigProblem::NotHeaderName { value, default },
+            );
             default.to_owned()
         }
         None => default.to_owned(),
@@ -193,10 +207,10 @@ fn read_header_name(vars: &Vars, name: &str, default: &str, problems: &mut Vec<S
 fn read_signer(vars: &Vars, problems: &mut Vec<String>) -> Option<RoutingKey> {
     let keys = match RoutingKey::from_jwks(vars.get("ROUTING_SIGNING_KEYS")?) {
         Ok(keys) => keys,
-        Err(e) => {
-            problems.push(format!(
-                "ROUTING_SIGNING_KEYS: {e}: routing decisions are not signed"
-            ));
+        // Core's description: RoutingKey::from_jwks still returns a String.
+        Err(message) => {
+            let problem = ConfigProblem::SigningKeys { message };
+            note(problems, "ROUTING_SIGNING_KEYS", problem);
             return None;
         }
     };
@@ -205,7 +219,12 @@ fn read_signer(vars: &Vars, problems: &mut Vec<String>) -> Option<RoutingKey> {
     };
     let found = keys.into_iter().find(|k| k.kid == kid);
     if found.is_none() {
-        problems.push(format!("ROUTING_SIGNING_KID {kid:?} is not in ROUTING_SIGNING_KEYS: routing decisions are not signed"));
+        let kid = kid.to_owned();
+        note(
+            problems,
+            "ROUTING_SIGNING_KID",
+            ConfigProblem::UnknownSigningKid { kid },
+        );
     }
     found
 }
@@ -215,10 +234,13 @@ fn read_claims(vars: &Vars, problems: &mut Vec<String>) -> ClaimsPolicy {
     let leeway = match vars.get("JWT_LEEWAY_SECONDS") {
         None => 60,
         Some(v) => v.parse().unwrap_or_else(|_| {
-            problems.push(format!(
-                "JWT_LEEWAY_SECONDS {v:?} is not a whole number of seconds; using 60"
-            ));
-            60
+            let (value, default) = (v.to_owned(), 60);
+            note(
+                problems,
+                "JWT_LEEWAY_SECONDS",
+                ConfigProblem::NotSeconds { value, default },
+            );
+            default
         }),
     };
     ClaimsPolicy {
@@ -236,17 +258,23 @@ fn read_claims(vars: &Vars, problems: &mut Vec<String>) -> ClaimsPolicy {
 fn read_jwks(vars: &Vars, problems: &mut Vec<String>) -> Option<JwksSettings> {
     let url = vars.get("JWT_JWKS_URL")?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
-        problems.push(format!(
-            "JWT_JWKS_URL {url:?} is not an http(s) URL: ignored"
-        ));
+        let value = url.to_owned();
+        note(
+            problems,
+            "JWT_JWKS_URL",
+            ConfigProblem::NotHttpUrl { value },
+        );
         return None;
     }
-    let mut num = |name: &str, default: u64| match vars.get(name) {
+    let mut num = |name: &'static str, default: u64| match vars.get(name) {
         None => default,
         Some(v) => v.parse().unwrap_or_else(|_| {
-            problems.push(format!(
-                "{name} {v:?} is not a whole number; using {default}"
-            ));
+            let value = v.to_owned();
+            note(
+                problems,
+                name,
+                ConfigProblem::NotWholeNumber { value, default },
+            );
             default
         }),
     };
@@ -265,16 +293,15 @@ fn read_verifier(
     claims: ClaimsPolicy,
     remote_keys: bool,
     problems: &mut Vec<String>,
-) -> Result<std::rc::Rc<Verifier>, String> {
+) -> Result<std::rc::Rc<Verifier>, EdgeError> {
     let verifier = build_verifier(vars, claims, remote_keys).map(std::rc::Rc::new);
     match &verifier {
-        Ok(v) => problems.extend(
-            v.keys()
-                .skipped
-                .iter()
-                .map(|s| format!("JWT_KEYS: ignoring {s}")),
-        ),
-        Err(e) => problems.push(e.clone()),
+        Ok(v) => {
+            for s in &v.keys().skipped {
+                note(problems, "JWT_KEYS", ConfigProblem::SkippedKey(s.clone()));
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
     }
     verifier
 }
@@ -286,34 +313,46 @@ fn read_prefix(vars: &Vars, problems: &mut Vec<String>) -> String {
     };
     let p = format!("/{}/", p.trim_matches('/'));
     if p == "//" {
-        problems.push("BETAROUTE_PREFIX must not be \"/\": it would shadow the origin".into());
+        note(problems, "BETAROUTE_PREFIX", ConfigProblem::ShadowsOrigin);
         return DEFAULT_PREFIX.to_owned();
     }
     p
+}
+
+/// Records a problem with the variable `var`, as its text.
+fn note(problems: &mut Vec<String>, var: &'static str, problem: ConfigProblem) {
+    problems.push(EdgeError::Config { var, problem }.to_string());
 }
 
 fn build_verifier(
     vars: &Vars,
     claims: ClaimsPolicy,
     remote_keys: bool,
-) -> Result<Verifier, String> {
+) -> Result<Verifier, EdgeError> {
+    let config = |var, problem| EdgeError::Config { var, problem };
     let allowed_algs = match vars.get("JWT_ALGORITHMS") {
         None => None,
         Some(v) => Some(
             list(Some(v))
                 .map(|a| {
                     Alg::from_name(a).ok_or_else(|| {
-                        format!("JWT_ALGORITHMS: {a:?} is not a supported algorithm")
+                        let name = a.to_owned();
+                        config(
+                            "JWT_ALGORITHMS",
+                            ConfigProblem::UnsupportedAlgorithm { name },
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
     let keys = match vars.get("JWT_KEYS") {
-        Some(keys) => KeySet::from_json(keys).map_err(|e| format!("JWT_KEYS: {e}"))?,
+        Some(keys) => {
+            KeySet::from_json(keys).map_err(|e| config("JWT_KEYS", ConfigProblem::Keys(e)))?
+        }
         // Only remote keys: start from an empty set.
         None if remote_keys => KeySet::default(),
-        None => return Err("JWT_KEYS is not set: no token can be verified".into()),
+        None => return Err(config("JWT_KEYS", ConfigProblem::NoKeys)),
     };
     Ok(Verifier::new(
         keys,
@@ -390,7 +429,13 @@ mod tests {
             ("BETAROUTE_PREFIX", "/"),
         ]));
         assert_eq!(c.origin, None);
-        assert!(c.verifier.as_ref().unwrap_err().starts_with("JWT_KEYS"));
+        assert!(matches!(
+            &c.verifier,
+            Err(EdgeError::Config {
+                var: "JWT_KEYS",
+                ..
+            })
+        ));
         assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
     }
 

@@ -64,7 +64,7 @@ pub fn now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now
     }
     let verifier = match &cfg.verifier {
         Ok(v) => v,
-        Err(e) => return Now::Decided(Verdict::main(Reason::ConfigError, e.as_str())),
+        Err(e) => return Now::Decided(Verdict::main(Reason::ConfigError, e.to_string())),
     };
     let pending = match verifier.begin(&token) {
         Err(r) => return Now::Decided(Verdict::rejected(r)),
@@ -120,20 +120,21 @@ pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64
         Err(verdict) => return verdict,
     };
     let token = token.as_str();
+    let base = match &cfg.verifier {
+        Ok(v) => v,
+        Err(e) => return Verdict::main(Reason::ConfigError, e.to_string()),
+    };
     // Inline keys, or inline plus remote (JWT_JWKS_URL).
     let (verifier, remote) = match &cfg.jwks {
-        None => match &cfg.verifier {
-            Ok(v) => (v.clone(), 0),
-            Err(e) => return Verdict::main(Reason::ConfigError, e.as_str()),
-        },
-        Some(settings) => match jwks::verifier(cfg, settings, generation, false).await {
+        None => (base.clone(), 0),
+        Some(settings) => match jwks::verifier(base, settings, generation, false).await {
             Ok(found) => found,
             Err(e) => return Verdict::main(Reason::ConfigError, e),
         },
     };
     match verifier.begin(token) {
         Err(r) if r.reason == Reason::UnknownKid && cfg.jwks.is_some() => {
-            rotated(cfg, token, generation, remote, r).await
+            rotated(cfg, base, token, generation, remote, r).await
         }
         pending => {
             let keys = webcrypto::key_generation(generation, remote);
@@ -146,13 +147,14 @@ pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64
 /// and tries once more with new keys, else the token stays rejected.
 async fn rotated(
     cfg: &EdgeConfig,
+    base: &Verifier,
     token: &str,
     generation: u64,
     remote: u64,
     rejection: Rejection,
 ) -> Verdict {
     let settings = cfg.jwks.as_ref().expect("only called with remote keys");
-    match jwks::verifier(cfg, settings, generation, true).await {
+    match jwks::verifier(base, settings, generation, true).await {
         Ok((fresh, fresh_remote)) if fresh_remote != remote => {
             let retry = fresh.begin(token);
             let keys = webcrypto::key_generation(generation, fresh_remote);

@@ -16,7 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::js::describe;
 use worker::{console_error, console_log, AbortController, Delay};
 
-use crate::config::{EdgeConfig, JwksSettings};
+use crate::config::JwksSettings;
 use crate::webcrypto;
 
 struct Remote {
@@ -36,15 +36,15 @@ thread_local! {
     static REMOTE: RefCell<Option<Remote>> = const { RefCell::new(None) };
 }
 
-/// The verifier over `JWT_KEYS` plus the remote keys, and a generation number that changes when
-/// the keys do. `force` asks for a refresh (an unknown `kid`), still within the rate limit.
+/// `base`, the verifier over `JWT_KEYS`, plus the remote keys, and a generation number that
+/// changes when the keys do. `force` asks for a refresh (an unknown `kid`), still within the rate
+/// limit.
 pub async fn verifier(
-    cfg: &EdgeConfig,
+    base: &Verifier,
     settings: &JwksSettings,
     config_generation: u64,
     force: bool,
 ) -> Result<(Rc<Verifier>, u64), String> {
-    let base = cfg.verifier.as_ref().map_err(Clone::clone)?;
     let now = js_sys::Date::now();
     let (current, fetch_now) = claim(settings, config_generation, force, now);
     if !fetch_now {

@@ -16,6 +16,7 @@ mod decide;
 pub mod edge;
 #[cfg(target_arch = "wasm32")]
 mod environment;
+pub mod error;
 #[cfg(target_arch = "wasm32")]
 mod forward;
 #[cfg(target_arch = "wasm32")]
