@@ -15,7 +15,8 @@ use wasm_bindgen::JsValue;
 use worker::console_error;
 
 use crate::config::EdgeConfig;
-use crate::{js, jwks, webcrypto};
+use crate::error::{CryptoOp, EdgeError};
+use crate::{jwks, webcrypto};
 
 /// How far a decision gets without awaiting anything.
 pub enum Now {
@@ -40,7 +41,7 @@ impl Verifying {
     /// an error when WebCrypto refused the key or algorithm, which counts as not verified.
     pub fn settled(self, cfg: &EdgeConfig, result: &JsValue) -> Verdict {
         let verified = result.as_bool().unwrap_or_else(|| {
-            let problem = format!("verify rejected: {}", js::describe(result));
+            let problem = webcrypto::rejected(CryptoOp::Verify, self.index, result);
             log_key_error(&self.verifier, self.index, &problem);
             false
         });
@@ -246,10 +247,11 @@ fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Verd
     }
 }
 
-fn log_key_error(verifier: &Verifier, index: usize, problem: &str) {
+/// Logs a key WebCrypto refused, by its `kid`.
+fn log_key_error(verifier: &Verifier, index: usize, problem: &EdgeError) {
     let kid = verifier.keys().keys[index].kid.as_deref().unwrap_or("-");
     console_error!(
         "{}",
-        json!({"betaroute": "key", "level": "error", "kid": kid, "problem": problem})
+        json!({"betaroute": "key", "level": "error", "kid": kid, "problem": problem.to_string()})
     );
 }

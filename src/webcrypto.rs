@@ -11,6 +11,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::error::{CryptoFailure, CryptoOp, EdgeError};
 use crate::js::describe;
 use web_sys::{CryptoKey, SubtleCrypto};
 
@@ -32,18 +33,36 @@ pub fn forget_keys_before(generation: u64) {
     KEYS.with(|k| k.borrow_mut().retain(|(g, _, _), _| *g >= generation));
 }
 
-fn subtle() -> Result<SubtleCrypto, String> {
+/// `crypto.subtle`, for a check with the key at `index` (named by the error when there is none).
+fn subtle(index: usize) -> Result<SubtleCrypto, EdgeError> {
     thread_local! {
         // Looked up once per isolate: two calls into JS saved on every verification.
-        static SUBTLE: Result<SubtleCrypto, String> = {
+        static SUBTLE: Option<SubtleCrypto> = {
             // The global is a ServiceWorkerGlobalScope in workerd: a checked cast to
             // WorkerGlobalScope fails, so read `crypto` off the global object directly.
             Reflect::get(&js_sys::global(), &"crypto".into())
+                .ok()
                 .map(|c| c.unchecked_into::<web_sys::Crypto>().subtle())
-                .map_err(|_| "no crypto global".to_string())
         };
     }
-    SUBTLE.with(Clone::clone)
+    SUBTLE.with(Clone::clone).ok_or(EdgeError::WebCrypto {
+        index,
+        failure: CryptoFailure::Unavailable,
+    })
+}
+
+/// The error for a WebCrypto call on the key at `index` that threw `e`.
+fn threw(op: CryptoOp, index: usize, e: &JsValue) -> EdgeError {
+    let message = describe(e);
+    let failure = CryptoFailure::Threw { op, message };
+    EdgeError::WebCrypto { index, failure }
+}
+
+/// The error for a WebCrypto call on the key at `index` whose promise was rejected with `e`.
+pub fn rejected(op: CryptoOp, index: usize, e: &JsValue) -> EdgeError {
+    let message = describe(e);
+    let failure = CryptoFailure::Rejected { op, message };
+    EdgeError::WebCrypto { index, failure }
 }
 
 /// The `verify` parameters for an algorithm, built once per isolate (WebCrypto only reads them).
@@ -110,9 +129,10 @@ fn params(alg: Alg) -> (Object, Object) {
 
 async fn import(
     subtle: &SubtleCrypto,
+    index: usize,
     material: &KeyMaterial,
     alg: Alg,
-) -> Result<CryptoKey, String> {
+) -> Result<CryptoKey, EdgeError> {
     let jwk = Object::new();
     for (name, value) in material.to_jwk_members() {
         set(&jwk, name, value);
@@ -121,10 +141,10 @@ async fn import(
     let usages = Array::of1(&"verify".into());
     let promise = subtle
         .import_key_with_object("jwk", &jwk, &import_alg, false, &usages)
-        .map_err(|e| format!("importKey threw: {}", describe(&e)))?;
+        .map_err(|e| threw(CryptoOp::Import, index, &e))?;
     let key = JsFuture::from(promise)
         .await
-        .map_err(|e| format!("importKey rejected the key: {}", describe(&e)))?;
+        .map_err(|e| rejected(CryptoOp::Import, index, &e))?;
     Ok(key.unchecked_into())
 }
 
@@ -137,38 +157,39 @@ pub async fn verify(
     alg: Alg,
     message: &[u8],
     signature: &[u8],
-) -> Result<bool, String> {
+) -> Result<bool, EdgeError> {
     if !material.signature_fits(alg, signature) {
         return Ok(false);
     }
-    let subtle = subtle()?;
+    let subtle = subtle(index)?;
     // Clone the key out of the cache: a RefCell borrow must never be held across an await.
     let cached = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned());
     let key = match cached {
         Some(key) => key,
         None => {
-            let key = import(&subtle, material, alg).await?;
+            let key = import(&subtle, index, material, alg).await?;
             KEYS.with(|k| k.borrow_mut().insert((generation, index, alg), key.clone()));
             key
         }
     };
-    let promise = start(&subtle, &key, alg, message, signature)?;
+    let promise = start(&subtle, index, &key, alg, message, signature)?;
     let result = JsFuture::from(promise)
         .await
-        .map_err(|e| format!("verify rejected: {}", describe(&e)))?;
+        .map_err(|e| rejected(CryptoOp::Verify, index, &e))?;
     Ok(result.as_bool() == Some(true))
 }
 
 fn start(
     subtle: &SubtleCrypto,
+    index: usize,
     key: &CryptoKey,
     alg: Alg,
     message: &[u8],
     signature: &[u8],
-) -> Result<js_sys::Promise, String> {
+) -> Result<js_sys::Promise, EdgeError> {
     subtle
         .verify_with_object_and_u8_array_and_u8_array(&verify_params(alg), key, signature, message)
-        .map_err(|e| format!("verify threw: {}", describe(&e)))
+        .map_err(|e| threw(CryptoOp::Verify, index, &e))
 }
 
 /// Starts a verification when the key is already imported: the promise resolves to whether the
@@ -183,14 +204,14 @@ pub fn start_cached(
     alg: Alg,
     message: &[u8],
     signature: &[u8],
-) -> Option<Result<Option<js_sys::Promise>, String>> {
+) -> Option<Result<Option<js_sys::Promise>, EdgeError>> {
     if !material.signature_fits(alg, signature) {
         return Some(Ok(None));
     }
     let key = KEYS.with(|k| k.borrow().get(&(generation, index, alg)).cloned())?;
     Some(
-        subtle()
-            .and_then(|s| start(&s, &key, alg, message, signature))
+        subtle(index)
+            .and_then(|s| start(&s, index, &key, alg, message, signature))
             .map(Some),
     )
 }
