@@ -130,7 +130,7 @@ pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64
         None => (base.clone(), 0),
         Some(settings) => match jwks::verifier(base, settings, generation, false).await {
             Ok(found) => found,
-            Err(e) => return Verdict::main(Reason::ConfigError, e),
+            Err(e) => return Verdict::main(Reason::ConfigError, e.to_string()),
         },
     };
     match verifier.begin(token) {

@@ -17,6 +17,7 @@ use crate::js::describe;
 use worker::{console_error, console_log, AbortController, Delay};
 
 use crate::config::JwksSettings;
+use crate::error::{EdgeError, JwksProblem};
 use crate::webcrypto;
 
 struct Remote {
@@ -44,11 +45,11 @@ pub async fn verifier(
     settings: &JwksSettings,
     config_generation: u64,
     force: bool,
-) -> Result<(Rc<Verifier>, u64), String> {
+) -> Result<(Rc<Verifier>, u64), EdgeError> {
     let now = js_sys::Date::now();
     let (current, fetch_now) = claim(settings, config_generation, force, now);
     if !fetch_now {
-        return current.ok_or_else(|| "no JWKS keys yet (fetch failed or rate-limited)".to_owned());
+        return current.ok_or(EdgeError::Jwks(JwksProblem::NoKeysYet));
     }
     // A fresh isolate first looks in the Cache API, which other isolates of this colo fill.
     let fetched = match current {
@@ -64,7 +65,7 @@ pub async fn verifier(
             let stale = current.is_some();
             console_error!(
                 "{}",
-                json!({"betaroute": "jwks", "level": "error", "problem": e, "url": settings.url, "serving_stale_keys": stale})
+                json!({"betaroute": "jwks", "level": "error", "problem": e.to_string(), "url": settings.url, "serving_stale_keys": stale})
             );
             current.ok_or(e)
         }
@@ -134,9 +135,10 @@ async fn adopt(
         json!({"betaroute": "jwks", "result": "refreshed", "source": if from_cache { "cache" } else { "network" }, "keys": keys.keys.len(), "ttl_seconds": ttl})
     );
     for s in &keys.skipped {
+        let problem = EdgeError::Jwks(JwksProblem::SkippedKey(s.clone()));
         console_error!(
             "{}",
-            json!({"betaroute": "jwks", "level": "error", "problem": format!("ignoring {s}")})
+            json!({"betaroute": "jwks", "level": "error", "problem": problem.to_string()})
         );
     }
     if !from_cache {
@@ -146,45 +148,53 @@ async fn adopt(
 }
 
 /// Fetches the key set, bounded by the timeout (the abort also cuts the body read).
-async fn fetch(settings: &JwksSettings) -> Result<(KeySet, u64, bool), String> {
+async fn fetch(settings: &JwksSettings) -> Result<(KeySet, u64, bool), EdgeError> {
     let controller = AbortController::default();
     let signal = controller.signal();
-    let timeout = settings.timeout_ms;
+    let timeout_ms = settings.timeout_ms;
     wasm_bindgen_futures::spawn_local(async move {
-        Delay::from(Duration::from_millis(timeout)).await;
+        Delay::from(Duration::from_millis(timeout_ms)).await;
         controller.abort();
     });
     let init = web_sys::RequestInit::new();
     init.set_method("GET");
     init.set_signal(Some(&signal));
-    let headers = web_sys::Headers::new().map_err(|_| "headers")?;
+    let headers = web_sys::Headers::new().map_err(|_| JwksProblem::NoHeaders)?;
     let _ = headers.set("accept", "application/json");
     init.set_headers(&headers);
-    let req = web_sys::Request::new_with_str_and_init(&settings.url, &init)
-        .map_err(|e| format!("bad JWKS request: {e:?}"))?;
+    let req = web_sys::Request::new_with_str_and_init(&settings.url, &init).map_err(|e| {
+        JwksProblem::BadRequest {
+            message: format!("{e:?}"),
+        }
+    })?;
     let resp = crate::js::fetch_await(&req).await.map_err(|e| {
         if signal.aborted() {
-            format!("no answer within {timeout} ms")
+            JwksProblem::NoAnswer { timeout_ms }
         } else {
-            format!("fetch failed: {}", describe(&e))
+            JwksProblem::FetchFailed {
+                message: describe(&e),
+            }
         }
     })?;
     if resp.status() != 200 {
-        return Err(format!("JWKS endpoint answered {}", resp.status()));
+        let status = resp.status();
+        return Err(JwksProblem::Status { status }.into());
     }
     let cache_control = resp.headers().get("cache-control").ok().flatten();
-    let text = JsFuture::from(resp.text().map_err(|_| "no body")?)
+    let text = JsFuture::from(resp.text().map_err(|_| JwksProblem::NoBody)?)
         .await
         .map_err(|e| {
             if signal.aborted() {
-                format!("body not read within {timeout} ms")
+                JwksProblem::BodyTimedOut { timeout_ms }
             } else {
-                describe(&e)
+                JwksProblem::BodyFailed {
+                    message: describe(&e),
+                }
             }
         })?
         .as_string()
         .unwrap_or_default();
-    let keys = KeySet::from_json(&text).map_err(|e| format!("JWKS: {e}"))?;
+    let keys = KeySet::from_json(&text).map_err(JwksProblem::Keys)?;
     Ok((keys, settings.ttl(cache_control.as_deref()), false))
 }
 
@@ -270,9 +280,12 @@ async fn cache_put(url: &str, body: &str, ttl: u64) {
         return;
     };
     if let Err(e) = JsFuture::from(cache.put_with_str(&cache_key(url), &resp)).await {
+        let problem = EdgeError::Jwks(JwksProblem::CachePut {
+            message: describe(&e),
+        });
         console_error!(
             "{}",
-            json!({"betaroute": "jwks", "level": "warning", "problem": format!("Cache API put failed: {}", describe(&e))})
+            json!({"betaroute": "jwks", "level": "warning", "problem": problem.to_string()})
         );
     }
 }
