@@ -13,6 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_error, console_log, Response};
 
 use crate::config::EdgeConfig;
+use crate::error::{EdgeError, HeaderAction, UpstreamProblem};
 use crate::js;
 use crate::url::{path_of, split_url, upstream_url};
 
@@ -95,14 +96,15 @@ thread_local! {
 
 /// The 502 for a rejected origin fetch (its rejection value says why), logged.
 fn fetch_failed(e: &JsValue) -> web_sys::Response {
-    bad_gateway(&format!("fetch failed: {}", js::describe(e)))
+    let message = js::describe(e);
+    bad_gateway(&UpstreamProblem::Rejected { message }.into())
 }
 
 /// The 502 for an origin that could not be reached, logged.
-fn bad_gateway(problem: &str) -> web_sys::Response {
+fn bad_gateway(problem: &EdgeError) -> web_sys::Response {
     console_error!(
         "{}",
-        json!({"betaroute": "upstream", "level": "error", "problem": problem})
+        json!({"betaroute": "upstream", "level": "error", "problem": problem.to_string()})
     );
     Response::error("Bad Gateway: the origin could not be reached\n", 502)
         .map(web_sys::Response::from)
@@ -162,10 +164,10 @@ fn forward(
     incoming_url: &str,
     cfg: &Rc<EdgeConfig>,
     decision: &Decision,
-) -> Result<js_sys::Promise, String> {
+) -> Result<js_sys::Promise, EdgeError> {
     let method = incoming.method();
     let headers = web_sys::Headers::new_with_headers(&incoming.headers())
-        .map_err(|e| format!("copying the headers: {e:?}"))?;
+        .map_err(|e| header_failed(HeaderAction::Copy, &e))?;
     let names = js_names(cfg);
     strip_routing_headers(&headers, cfg, &names)?;
     // Always overwritten, never passed on from the client: the origin router may route on
@@ -178,7 +180,7 @@ fn forward(
     for (name, value) in &decision.inject {
         headers
             .set(name, value)
-            .map_err(|e| format!("setting {name}: {e:?}"))?;
+            .map_err(|e| header_failed(HeaderAction::Set { name: name.clone() }, &e))?;
     }
     if let Some(key) = &cfg.signer {
         let path = path_of(incoming_url);
@@ -198,7 +200,9 @@ fn strip_routing_headers(
     headers: &web_sys::Headers,
     cfg: &EdgeConfig,
     names: &JsNames,
-) -> Result<(), String> {
+) -> Result<(), EdgeError> {
+    // The spelling a failed delete is logged with: a JS string's debug form, or the name.
+    let removing = |name: String, e: &JsValue| header_failed(HeaderAction::Remove { name }, e);
     match &names.strip {
         // Headers ignore case: deleting each spelling is a few calls, where reading every name
         // back into wasm is several per header.
@@ -206,7 +210,7 @@ fn strip_routing_headers(
             let h: &JsHeaders = headers.unchecked_ref();
             for name in spellings {
                 h.delete_name(name)
-                    .map_err(|e| format!("removing {name:?}: {e:?}"))?;
+                    .map_err(|e| removing(format!("{name:?}"), &e))?;
             }
         }
         None => {
@@ -221,7 +225,7 @@ fn strip_routing_headers(
             for name in present.iter().filter(|n| cfg.strip.is_routing_header(n)) {
                 headers
                     .delete(name)
-                    .map_err(|e| format!("removing {name}: {e:?}"))?;
+                    .map_err(|e| removing(name.clone(), &e))?;
             }
         }
     }
@@ -235,7 +239,7 @@ fn sign(
     cfg: &EdgeConfig,
     key: &RoutingKey,
     req: &signature::Request,
-) -> Result<(), String> {
+) -> Result<(), EdgeError> {
     let values: Vec<Option<String>> = cfg
         .routing_names
         .iter()
@@ -250,7 +254,13 @@ fn sign(
     let value = signature::sign(key, (js_sys::Date::now() / 1000.0) as u64, req, &pairs);
     headers
         .set(&cfg.signature_header, &value)
-        .map_err(|e| format!("setting the signature: {e:?}"))
+        .map_err(|e| header_failed(HeaderAction::SetSignature, &e))
+}
+
+/// The error for a header operation that threw `e` (kept in its debug form, as logged).
+fn header_failed(action: HeaderAction, e: &JsValue) -> EdgeError {
+    let message = format!("{e:?}");
+    EdgeError::Header { action, message }
 }
 
 /// Fetches with an init of method, the headers, the body stream (never buffered) and redirect
@@ -262,7 +272,7 @@ fn fetch(
     method: &str,
     headers: &web_sys::Headers,
     body: Option<web_sys::ReadableStream>,
-) -> Result<js_sys::Promise, String> {
+) -> Result<js_sys::Promise, EdgeError> {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     init.set_headers(headers);
@@ -270,6 +280,8 @@ fn fetch(
         init.set_body(&body);
     }
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    js::fetch(&JsValue::from_str(url), &init)
-        .map_err(|e| format!("fetch {url} failed: {}", js::describe(&e)))
+    js::fetch(&JsValue::from_str(url), &init).map_err(|e| {
+        let (url, message) = (url.to_owned(), js::describe(&e));
+        UpstreamProblem::Threw { url, message }.into()
+    })
 }
