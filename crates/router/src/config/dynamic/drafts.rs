@@ -50,3 +50,24 @@ pub struct Part {
     pub services: Vec<ServiceDraft>,
     pub middlewares: Vec<MiddlewareDraft>,
 }
+
+/// What every defined object has: a name, unique across files, and where it is written.
+pub trait Named {
+    fn name(&self) -> &str;
+    fn at(&self) -> usize;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn at(&self) -> usize {
+                self.at
+            }
+        }
+    )*};
+}
+
+named!(RouterDraft, ServiceDraft, MiddlewareDraft);

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::drafts::{MiddlewareDraft, Part, Ref, RouterDraft, ServiceDraft};
+use super::drafts::{MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft};
 use super::spec::{RouterSpec, RoutingConfig};
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
@@ -44,25 +44,23 @@ impl Diags<'_> {
 }
 
 /// Names are unique across files: a second definition is an error at its place.
-#[allow(clippy::too_many_arguments)]
-fn add_unique<'s, T>(
+fn add_unique<'s, T: Named>(
     map: &mut BTreeMap<String, (&'s Source, T)>,
     kind: &str,
     src: &'s Source,
-    name: String,
-    at: usize,
     item: T,
     d: &mut Diags,
 ) {
-    if let Some((first, _)) = map.get(&name) {
+    if let Some((first, _)) = map.get(item.name()) {
         let message = format!(
-            "{kind} {name:?} is defined more than once (also in {})",
+            "{kind} {:?} is defined more than once (also in {})",
+            item.name(),
             first.file
         );
-        d.push(Severity::Error, src, at, message);
+        d.push(Severity::Error, src, item.at(), message);
         return;
     }
-    map.insert(name, (src, item));
+    map.insert(item.name().to_owned(), (src, item));
 }
 
 pub fn merge(
@@ -76,29 +74,13 @@ pub fn merge(
     let mut routers: BTreeMap<String, (&Source, RouterDraft)> = BTreeMap::new();
     for (src, part) in parts {
         for s in part.services {
-            add_unique(
-                &mut services,
-                "service",
-                src,
-                s.name.clone(),
-                s.at,
-                s,
-                &mut d,
-            );
+            add_unique(&mut services, "service", src, s, &mut d);
         }
         for m in part.middlewares {
-            add_unique(
-                &mut middlewares,
-                "middleware",
-                src,
-                m.name.clone(),
-                m.at,
-                m,
-                &mut d,
-            );
+            add_unique(&mut middlewares, "middleware", src, m, &mut d);
         }
         for r in part.routers {
-            add_unique(&mut routers, "router", src, r.name.clone(), r.at, r, &mut d);
+            add_unique(&mut routers, "router", src, r, &mut d);
         }
     }
 
