@@ -28,9 +28,9 @@ for target in $TARGETS; do
     -max_total_time="$SECONDS_PER_TARGET" -max_len=8192 -rss_limit_mb=2048 \
     -fork=1 -ignore_crashes=1 -artifact_prefix="artifacts/$target/" > "$log" 2>&1
   status=$?
-  grep -E "^error|INFO: fuzzed|ERROR|==[0-9]+==|Done" "$log" | tail -20 >&2
+  grep -a -E "^error|INFO: fuzzed|ERROR|==[0-9]+==|Done" "$log" | tail -20 >&2
   # Fork mode reports progress as "#RUNS: cov: ..."; the last one is the total.
-  runs=$(grep -oE "^#[0-9]+" "$log" | tail -1 | tr -d '#')
+  runs=$(grep -a -oE "^#[0-9]+" "$log" | tail -1 | tr -d '#')
   crashes=$(find "artifacts/$target" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | sort)
   echo "==> $target: ${runs:-?} runs; crashes: ${crashes:-none}" >&2
   [ -n "$crashes" ] && failed+=("$target: $crashes")
@@ -39,7 +39,7 @@ for target in $TARGETS; do
 done
 echo >&2
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzzing found crashes:" >&2
+  echo "fuzzing failed:" >&2
   printf '  %s\n' "${failed[@]}" >&2
   exit 1
 fi
