@@ -3,6 +3,10 @@
 # with demo/betaroute.toml) in front of them, and the edge worker in `wrangler dev` on the real
 # wrangler.toml in front of the router. Prints a beta and a regular token and curl lines to try.
 # Ctrl-C stops everything it started.
+#
+# DEMO_CONSUL=1: the router reads its routing from Consul's catalog instead of demo/dynamic.yaml
+# (a fake Consul, scripts/fake_consul.py, on 127.0.0.1:8500; the backends register there with
+# Traefik tags, as the streaming team's autoscaling groups do).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -13,6 +17,10 @@ BETA_PORT=9002
 ROUTER_PORT=8080
 ADMIN_PORT=8082
 EDGE_PORT=${DEMO_EDGE_PORT:-8787}
+CONSUL_PORT=8500
+CONSUL_MODE=${DEMO_CONSUL:-}
+ROUTER_CONFIG=demo/betaroute.toml
+[ -n "$CONSUL_MODE" ] && ROUTER_CONFIG=demo/betaroute-consul.toml
 DEMO=$ROOT/.demo
 mkdir -p "$DEMO"
 
@@ -25,7 +33,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-for port in "$MAIN_PORT" "$BETA_PORT" "$ROUTER_PORT" "$ADMIN_PORT" "$EDGE_PORT"; do
+ports=("$MAIN_PORT" "$BETA_PORT" "$ROUTER_PORT" "$ADMIN_PORT" "$EDGE_PORT")
+[ -n "$CONSUL_MODE" ] && ports+=("$CONSUL_PORT")
+for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use: stop what uses it (the demo needs $MAIN_PORT, $BETA_PORT, $ROUTER_PORT, $ADMIN_PORT and $EDGE_PORT)" >&2
     exit 1
@@ -46,7 +56,22 @@ setsid node scripts/demo-origin.mjs main "$MAIN_PORT" > "$DEMO/main.log" 2>&1 &
 pids+=($!)
 setsid node scripts/demo-origin.mjs beta "$BETA_PORT" > "$DEMO/beta.log" 2>&1 &
 pids+=($!)
-setsid "$BR" serve --config demo/betaroute.toml > "$DEMO/router.log" 2>&1 &
+if [ -n "$CONSUL_MODE" ]; then
+  setsid python3 scripts/fake_consul.py --listen "127.0.0.1:$CONSUL_PORT" --no-consul-service > "$DEMO/consul.out" 2> "$DEMO/consul.log" &
+  pids+=($!)
+  for _ in $(seq 1 50); do grep -q listening "$DEMO/consul.out" 2>/dev/null && break; sleep 0.1; done
+  # What each autoscaling group's instances register: the service, its port, a health check
+  # and the Traefik tags that route it.
+  register() { # id name port rule
+    curl -sf -X PUT "http://127.0.0.1:$CONSUL_PORT/v1/agent/service/register" -d "{
+      \"ID\": \"$1\", \"Name\": \"$2\", \"Address\": \"127.0.0.1\", \"Port\": $3,
+      \"Tags\": [\"traefik.enable=true\", \"traefik.http.routers.$2.rule=$4\"],
+      \"Check\": {\"CheckID\": \"service:$1\", \"TTL\": \"24h\", \"Status\": \"passing\"}}" >/dev/null
+  }
+  register api-main-1 api-main "$MAIN_PORT" 'Host(`localhost`) || Host(`api.example.com`)'
+  register api-beta-1 api-beta "$BETA_PORT" '(Host(`localhost`) || Host(`api.example.com`)) \u0026\u0026 Header(`X-RiksTV-Beta`, `true`)'
+fi
+setsid "$BR" serve --config "$ROUTER_CONFIG" > "$DEMO/router.log" 2>&1 &
 pids+=($!)
 ROUTER_PID=$!
 
@@ -65,12 +90,30 @@ done
 grep -q "Ready on http" "$DEMO/wrangler.log" || { cat "$DEMO/wrangler.log" >&2; exit 1; }
 
 EDGE=http://localhost:$EDGE_PORT
+ROUTING_FROM="demo/betaroute.toml, demo/dynamic.yaml (edit it: it reloads)"
+CONSUL_LINES=""
+if [ -n "$CONSUL_MODE" ]; then
+  ROUTING_FROM="demo/betaroute-consul.toml: routers from the tags in (fake) Consul at http://127.0.0.1:$CONSUL_PORT"
+  CONSUL_LINES="
+Consul mode: routing follows the catalog at once.
+  # what Consul holds, and what the router made of it (Traefik's API)
+  curl -s http://127.0.0.1:$CONSUL_PORT/v1/catalog/services
+  curl -s http://127.0.0.1:$ADMIN_PORT/api/http/routers
+  # the beta group scales in to nothing: beta users land on main, nothing fails
+  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/service/deregister/api-beta-1
+  # the beta instance's health check fails, then passes: routing follows
+  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/check/fail/service:api-beta-1
+  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/check/pass/service:api-beta-1
+  # provider health (up, last change, errors)
+  curl -s http://127.0.0.1:$ADMIN_PORT/api/providers
+"
+fi
 cat <<MSG
 
 betaroute is running:
   edge (wrangler dev)        $EDGE
-  origin router (betaroute)  http://127.0.0.1:$ROUTER_PORT   config: demo/betaroute.toml, demo/dynamic.yaml (edit it: it reloads)
-  router admin               http://127.0.0.1:$ADMIN_PORT/metrics  /api/routers  /api/services
+  origin router (betaroute)  http://127.0.0.1:$ROUTER_PORT   config: $ROUTING_FROM
+  router admin               http://127.0.0.1:$ADMIN_PORT/metrics  /api/http/routers  /api/http/services  /api/overview
   backends                   main http://127.0.0.1:$MAIN_PORT   beta http://127.0.0.1:$BETA_PORT
                              (each answers JSON naming itself and echoing the headers it received)
 
@@ -95,7 +138,7 @@ Try it:
   curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep cohort
   # which router would take a request, without sending it
   target/debug/betaroute route explain --config demo/betaroute.toml -H "X-RiksTV-Beta: true" http://localhost/hello
-
+$CONSUL_LINES
 Verify a token offline:  target/debug/betaroute token verify --keys .demo/jwks.json "\$BETA"
 Logs: .demo/wrangler.log (edge, one JSON line per request), .demo/access.log (router), .demo/router.log
 Press Ctrl-C to stop.

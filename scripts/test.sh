@@ -11,6 +11,9 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 step "install pinned tools (skipped when present)"
 scripts/install.sh
 
+step "the fake Consul the router's Consul tests run against"
+python3 scripts/test_fake_consul.py
+
 step "cargo test --workspace"
 cargo test --workspace
 

@@ -61,6 +61,6 @@ test("a forged header, with or without a token, lands on main", async () => {
 
 test("the router's metrics count beta and main separately", async () => {
   const m = await (await fetch(`${router.admin}/metrics`)).text();
-  assert.match(m, /betaroute_requests_total\{entrypoint="web",router="api-beta",service="beta",cohort="beta",code="2xx"\} [1-9]/);
-  assert.match(m, /betaroute_requests_total\{entrypoint="web",router="api-main",service="main",cohort="main",code="2xx"\} [1-9]/);
+  assert.match(m, /betaroute_requests_total\{entrypoint="web",router="api-beta@file",service="beta@file",cohort="beta",code="2xx"\} [1-9]/);
+  assert.match(m, /betaroute_requests_total\{entrypoint="web",router="api-main@file",service="main@file",cohort="main",code="2xx"\} [1-9]/);
 });

@@ -84,8 +84,8 @@ fn keys_in_any_letter_case_are_honoured() {
     let (code, out, err) = betaroute(&["check", "--dynamic", dynamic.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     let v = explain(&dynamic, "http://a.example/", &[]);
-    assert_eq!(v["router"], "r");
-    assert_eq!(v["service"], "s");
+    assert_eq!(v["router"], "r@file");
+    assert_eq!(v["service"], "s@file");
     assert_eq!(v["priority"], 5);
 }
 
@@ -118,7 +118,7 @@ fn a_service_qualified_with_its_own_provider_resolves() {
     assert_eq!(code, 2);
     assert!(
         err.contains(
-            "docker.toml:3:11: refused: router r: service s@docker is from provider \"docker\""
+            "docker.toml:3:11: refused: router r@file: service s@docker is from provider \"docker\", which is not running"
         ),
         "{err}"
     );
@@ -157,7 +157,7 @@ fn unsupported_features_are_refused_by_name_at_their_line() {
     );
     assert_eq!(code, 2, "{out}");
     for want in [
-        "features.yaml:7:11: refused: router admin uses middleware auth (basicAuth), not supported yet",
+        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (basicAuth), not supported yet",
         "features.yaml:11:7: refused: router secure: tls is not supported yet",
         "features.yaml:21:1: refused: dynamic configuration: tcp is not supported yet",
     ] {
@@ -196,8 +196,9 @@ async fn a_refused_router_answers_503_instead_of_falling_through() {
     let (status, body) = get(r.web, "api.example.com", "/public", &[]).await;
     assert_eq!((status, server_of(&body).as_str()), (200, "main"));
     assert!(
-        r.stderr()
-            .contains("router admin uses middleware auth (forwardAuth), not supported yet"),
+        r.stderr().contains(
+            "router admin@file uses middleware auth@file (forwardAuth), not supported yet"
+        ),
         "{}",
         r.stderr()
     );
@@ -227,7 +228,7 @@ fn dynamic_files_are_told_from_static_ones_by_their_top_level_keys() {
     ]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("router r: entry point \"web\" does not exist"),
+        err.contains("router r@file: entry point \"web\" does not exist"),
         "{err}"
     );
 }
@@ -288,11 +289,11 @@ async fn metric_label_access_log_and_router_agree_on_the_cohort() {
         }
         let m = r.admin_get("/metrics").await;
         for (router, cohort, n) in [("api-beta", "beta", 1), ("api-main", "main", 3)] {
-            let line = format!("betaroute_requests_total{{entrypoint=\"web\",router=\"{router}\",service=\"{}\",cohort=\"{cohort}\",code=\"2xx\"}} {n}", &router[4..]);
+            let line = format!("betaroute_requests_total{{entrypoint=\"web\",router=\"{router}@file\",service=\"{}@file\",cohort=\"{cohort}\",code=\"2xx\"}} {n}", &router[4..]);
             assert!(m.contains(&line), "{header}: no {line} in\n{m}");
         }
         assert!(
-            !m.contains("router=\"api-main\",service=\"main\",cohort=\"beta\""),
+            !m.contains("router=\"api-main@file\",service=\"main@file\",cohort=\"beta\""),
             "{m}"
         );
         let log_path = r.dir.join("access.log");
@@ -320,7 +321,7 @@ async fn metric_label_access_log_and_router_agree_on_the_cohort() {
             .collect();
         let want: Vec<(String, String)> = cases
             .iter()
-            .map(|(_, c)| (format!("api-{c}"), (*c).to_owned()))
+            .map(|(_, c)| (format!("api-{c}@file"), (*c).to_owned()))
             .collect();
         assert_eq!(logged, want, "{header}");
     }
@@ -385,7 +386,7 @@ fn explain_takes_dynamic_files_explicitly() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (v["router"].as_str(), v["service"].as_str()),
-        (Some("api"), Some("s"))
+        (Some("api@file"), Some("s@file"))
     );
 }
 
@@ -405,4 +406,37 @@ fn refused_static_settings_stop_the_load() {
     let (code, _, err) = betaroute(&["serve", "--config", stat.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("refused: entry point web: http"), "{err}");
+}
+
+/// `providers.consulCatalog` is read with Traefik's option names; a mistake in the default rule
+/// template or the constraints is located at the byte where it is, and a valid section checks
+/// without contacting Consul.
+#[test]
+fn consul_catalog_options_are_checked_where_they_are_written() {
+    let dir = temp_dir();
+    let bad = write(
+        &dir,
+        "consul.toml",
+        "[entryPoints.web]\naddress = \":80\"\n[providers.consulCatalog]\ndefaultRule = \"Host(`{{ normalise .Name }}`)\"\nconstraints = \"Tag(`a`) && Label(`b`)\"\nstrictChecks = [\"passing\", \"healthy\"]\nconnectAware = true\n[providers.consulCatalog.endpoint]\naddress = \"127.0.0.1:1\"\n",
+    );
+    let (code, _, err) = betaroute(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    for want in [
+        "consul.toml:4:25: static configuration: providers: consulCatalog: defaultRule: template: function \"normalise\" not defined",
+        "consul.toml:5:28: static configuration: providers: consulCatalog: constraints: unsupported function: Label (valid: Tag, TagRegex)",
+        "consul.toml:6:28: static configuration: providers: consulCatalog: strictChecks: \"healthy\" is not a health status",
+        "consul.toml:7:1: refused: static configuration: providers: consulCatalog: connectAware",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let good = write(
+        &dir,
+        "good.toml",
+        "[entryPoints.web]\naddress = \":80\"\n[providers.file]\nfilename = \"d.yaml\"\n[providers.consulCatalog]\nexposedByDefault = false\nconstraints = \"Tag(`team=api`) || TagRegex(`^canary`)\"\n",
+    );
+    write(&dir, "d.yaml", "http:\n  routers:\n    edge:\n      rule: Host(`e`)\n      service: api@consulcatalog\n");
+    let (code, out, err) = betaroute(&["check", "--config", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("routers of Consul's catalog at run time"), "{out}");
+    assert!(err.contains("warning: router edge@file: service api@consulcatalog does not exist in a catalog not read yet"), "{err}");
 }

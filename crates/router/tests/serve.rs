@@ -105,7 +105,7 @@ http:
     assert_eq!(server_of(&get(r.web, "h", "/api/x", &[]).await.1), "b");
     assert_eq!(server_of(&get(r.web, "h", "/other", &[]).await.1), "a");
     r.write_dynamic(&config("priority: 1000"));
-    r.wait_admin("/api/routers", 10, |s| s.contains("\"priority\":1000"))
+    r.wait_admin("/api/http/routers", 10, |s| s.contains("\"priority\":1000"))
         .await;
     assert_eq!(server_of(&get(r.web, "h", "/api/x", &[]).await.1), "a");
 }
@@ -189,7 +189,7 @@ http:
         b.url()
     ));
     b.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
-    r.wait_admin("/api/services", 10, |s| s.contains("\"status\":\"DOWN\""))
+    r.wait_admin("/api/http/services", 10, |s| s.contains(":\"DOWN\""))
         .await;
     let before = b.hits.load(std::sync::atomic::Ordering::SeqCst);
     for _ in 0..20 {
@@ -197,11 +197,11 @@ http:
     }
     assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), before);
     assert!(r.admin_get("/metrics").await.contains(&format!(
-        "betaroute_server_up{{service=\"pool\",url=\"{}/\"}} 0",
+        "betaroute_server_up{{service=\"pool@file\",url=\"{}/\"}} 0",
         b.url()
     )));
     b.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    r.wait_admin("/api/services", 10, |s| !s.contains("DOWN"))
+    r.wait_admin("/api/http/services", 10, |s| !s.contains("DOWN"))
         .await;
     let mut seen_b = false;
     for _ in 0..10 {
@@ -234,7 +234,7 @@ http:
         dead_url(),
         main.url()
     ));
-    r.wait_admin("/api/services", 10, |s| s.contains("DOWN"))
+    r.wait_admin("/api/http/services", 10, |s| s.contains("DOWN"))
         .await;
     for _ in 0..10 {
         let (status, body) = get(r.web, API, "/", &[("X-RiksTV-Beta", "true")]).await;
@@ -380,25 +380,41 @@ async fn metrics_api_and_access_log() {
     }
     get(r.web, API, "/", &[]).await;
     let m = r.admin_get("/metrics").await;
-    assert!(m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"api-beta\",service=\"beta\",cohort=\"beta\",code=\"2xx\"} 3"), "{m}");
-    assert!(m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"api-main\",service=\"main\",cohort=\"main\",code=\"2xx\"} 1"), "{m}");
-    assert!(m.contains("betaroute_request_duration_seconds_count{entrypoint=\"web\",router=\"api-beta\",service=\"beta\",cohort=\"beta\"} 3"), "{m}");
-    assert!(m.contains("betaroute_request_duration_seconds_bucket{entrypoint=\"web\",router=\"api-beta\",service=\"beta\",cohort=\"beta\",le=\"+Inf\"} 3"));
+    assert!(m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"api-beta@file\",service=\"beta@file\",cohort=\"beta\",code=\"2xx\"} 3"), "{m}");
+    assert!(m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"api-main@file\",service=\"main@file\",cohort=\"main\",code=\"2xx\"} 1"), "{m}");
+    assert!(m.contains("betaroute_request_duration_seconds_count{entrypoint=\"web\",router=\"api-beta@file\",service=\"beta@file\",cohort=\"beta\"} 3"), "{m}");
+    assert!(m.contains("betaroute_request_duration_seconds_bucket{entrypoint=\"web\",router=\"api-beta@file\",service=\"beta@file\",cohort=\"beta\",le=\"+Inf\"} 3"));
 
     let routers: serde_json::Value =
-        serde_json::from_str(&r.admin_get("/api/routers").await).unwrap();
+        serde_json::from_str(&r.admin_get("/api/http/routers").await).unwrap();
     let beta_router = routers
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["name"] == "api-beta")
+        .find(|x| x["name"] == "api-beta@file")
         .unwrap();
     assert_eq!(beta_router["priority"], 58, "the rule's length in bytes");
-    assert_eq!(beta_router["service"], "beta");
+    assert_eq!(
+        beta_router["service"], "beta",
+        "as configured, as Traefik shows it"
+    );
+    assert_eq!(beta_router["priorityStr"], "58");
+    assert_eq!(beta_router["status"], "enabled");
+    assert_eq!(beta_router["provider"], "file");
+    assert_eq!(beta_router["entryPoints"], serde_json::json!(["web"]));
     let services: serde_json::Value =
-        serde_json::from_str(&r.admin_get("/api/services").await).unwrap();
+        serde_json::from_str(&r.admin_get("/api/http/services").await).unwrap();
     assert_eq!(services.as_array().unwrap().len(), 2);
-    assert_eq!(services[0]["servers"][0]["status"], "UP");
+    let beta = &services[0];
+    assert_eq!(beta["name"], "beta@file");
+    assert_eq!(beta["type"], "loadbalancer");
+    assert_eq!(beta["usedBy"], serde_json::json!(["api-beta@file"]));
+    let url = beta["loadBalancer"]["servers"][0]["url"].as_str().unwrap();
+    assert_eq!(beta["serverStatus"][url], "UP");
+    let overview: serde_json::Value =
+        serde_json::from_str(&r.admin_get("/api/overview").await).unwrap();
+    assert_eq!(overview["http"]["routers"]["total"], 2);
+    assert_eq!(overview["providers"], serde_json::json!(["File"]));
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = std::fs::read_to_string(r.dir.join("access.log")).unwrap();
@@ -408,8 +424,8 @@ async fn metrics_api_and_access_log() {
         .collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["cohort"], "beta");
-    assert_eq!(lines[0]["router"], "api-beta");
-    assert_eq!(lines[0]["service"], "beta");
+    assert_eq!(lines[0]["router"], "api-beta@file");
+    assert_eq!(lines[0]["service"], "beta@file");
     assert_eq!(lines[0]["status"], 200);
     assert_eq!(lines[3]["cohort"], "main");
     assert!(lines[0]["duration_ms"].as_f64().unwrap() > 0.0);
@@ -565,4 +581,73 @@ http:
         assert_eq!((status, body.as_str()), (200, "ok"), "round {round}");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 6);
+}
+
+/// An instance leaving (killed mid-traffic, then back, then killed again) costs no failed
+/// request: requests that got no response are sent to the other server, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_leaving_costs_no_failed_request() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let dynamic = format!(
+        "http:\n  routers:\n    r:\n      rule: Host(`h`)\n      service: pool\n  services:\n    pool:\n      loadBalancer:\n        servers:\n          - url: {}\n          - url: {}\n",
+        a.url(),
+        b.url()
+    );
+    let r = Router::start(&dynamic);
+    let web = r.web;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            // One keep-alive client per task, as a load generator's connections.
+            let c = client();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (s, body) = request(&c, web, "GET", "h", "/", &[], Bytes::new()).await;
+                if s == 200 {
+                    ok += 1;
+                } else {
+                    failed.push((s, body));
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let b_addr = b.addr.to_string();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.kill();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let b2 = Backend::start_on("b", &b_addr).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    b2.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(ok > 500, "{ok} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let m = r.admin_get("/metrics").await;
+    assert!(
+        m.contains("betaroute_retries_total{service=\"pool@file\""),
+        "{m}"
+    );
+    eprintln!(
+        "{ok} requests, none failed; {}",
+        m.lines()
+            .filter(|l| l.starts_with("betaroute_retries_total"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
 }

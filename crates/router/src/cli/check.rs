@@ -39,6 +39,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     );
     if let Some(st) = &loaded.statics {
         counts = format!("{} entry point(s), {counts}", st.entry_points.len());
+        if st.consul.is_some() {
+            counts.push_str(" from files, and the routers of Consul's catalog at run time (not contacted by check)");
+        }
     }
     let refused = routing
         .routers

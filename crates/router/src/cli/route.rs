@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::error::CliError;
 use betaroute_router::config::{self, FileKind, StaticConfig};
+use betaroute_router::provider::consul::CONSUL_PROVIDER;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["config", "dynamic", "rule"])))]
@@ -83,7 +84,30 @@ pub fn load_routing(sources: &Sources) -> Result<Loaded, CliError> {
         },
         None => (None, sources.dynamic.clone(), None),
     };
-    let mut routing = config::load_dynamic(&files, directory.as_deref())?;
+    let mut layers = Vec::new();
+    if !files.is_empty() || directory.is_some() {
+        layers.push(config::dynamic::load_file_layer(
+            &files,
+            directory.as_deref(),
+        )?);
+    }
+    let consul = statics.as_ref().is_some_and(|s| s.consul.is_some());
+    if consul {
+        // Consul's catalog is read at run time only: references into it cannot be checked here.
+        layers.push(config::dynamic::Layer::empty(CONSUL_PROVIDER));
+    }
+    let refs: Vec<&config::dynamic::Layer> = layers.iter().collect();
+    let (mut routing, _) = config::dynamic::combine(&refs);
+    let unknown_yet = format!("@{CONSUL_PROVIDER} does not exist");
+    for d in &mut routing.diagnostics {
+        if consul
+            && d.severity == config::Severity::Refused
+            && d.error.message.contains(&unknown_yet)
+        {
+            d.severity = config::Severity::Warning;
+            d.error.message.push_str(" in a catalog not read yet (check does not contact Consul; serve refuses the router while the service is missing)");
+        }
+    }
     if let Some(st) = &statics {
         let names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
         routing.check_entry_points(&names);

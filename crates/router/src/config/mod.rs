@@ -11,6 +11,7 @@ mod error;
 pub mod read;
 pub mod source;
 pub mod static_config;
+pub mod template;
 
 use std::path::Path;
 

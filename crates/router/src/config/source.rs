@@ -94,6 +94,27 @@ pub struct Entry {
 }
 
 impl Node {
+    /// The value without positions, keys in lower case and sorted: two definitions with the
+    /// same canonical form say the same thing (for merging what several instances declare).
+    pub fn canonical(&self) -> String {
+        match &self.value {
+            Value::Null => "null".into(),
+            Value::Scalar { text, .. } => format!("{text:?}"),
+            Value::List(items) => {
+                let inner: Vec<String> = items.iter().map(Node::canonical).collect();
+                format!("[{}]", inner.join(","))
+            }
+            Value::Map(entries) => {
+                let mut inner: Vec<String> = entries
+                    .iter()
+                    .map(|e| format!("{:?}:{}", e.key.to_ascii_lowercase(), e.value.canonical()))
+                    .collect();
+                inner.sort();
+                format!("{{{}}}", inner.join(","))
+            }
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match &self.value {
             Value::Null => "nothing",

@@ -7,32 +7,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Provider, Update};
-use crate::config::dynamic::{dynamic_paths, load_dynamic, FILE_PROVIDER};
-use crate::config::{ConfigErrors, RoutingConfig};
+use crate::config::dynamic::{dynamic_paths, load_file_layer, Layer, FILE_PROVIDER};
+use crate::config::ConfigErrors;
 
 pub struct FileProvider {
     files: Vec<PathBuf>,
     directory: Option<PathBuf>,
     watch: bool,
     every: Duration,
-    /// Entry points of the static configuration, to refuse routers naming others.
-    entry_points: Vec<String>,
     last: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl FileProvider {
-    pub fn new(
-        files: Vec<PathBuf>,
-        directory: Option<PathBuf>,
-        watch: bool,
-        entry_points: Vec<String>,
-    ) -> FileProvider {
+    pub fn new(files: Vec<PathBuf>, directory: Option<PathBuf>, watch: bool) -> FileProvider {
         FileProvider {
             files,
             directory,
             watch,
             every: Duration::from_millis(500),
-            entry_points,
             last: Vec::new(),
         }
     }
@@ -49,10 +41,8 @@ impl FileProvider {
             .collect()
     }
 
-    fn read(&self) -> Result<RoutingConfig, ConfigErrors> {
-        let mut c = load_dynamic(&self.files, self.directory.as_deref())?;
-        c.check_entry_points(&self.entry_points);
-        Ok(c)
+    fn read(&self) -> Result<Layer, ConfigErrors> {
+        load_file_layer(&self.files, self.directory.as_deref())
     }
 }
 
@@ -61,7 +51,7 @@ impl Provider for FileProvider {
         FILE_PROVIDER
     }
 
-    fn load(&mut self) -> Result<RoutingConfig, ConfigErrors> {
+    async fn load(&mut self) -> Result<Layer, ConfigErrors> {
         self.last = self.snapshot();
         self.read()
     }

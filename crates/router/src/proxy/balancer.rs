@@ -104,12 +104,12 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
-    /// Picks an available server, skipping `exclude` (a server that just failed).
-    pub fn pick(&self, exclude: Option<&Arc<Server>>) -> Option<Arc<Server>> {
+    /// Picks an available server, skipping `exclude` (servers already tried).
+    pub fn pick(&self, exclude: &[Arc<Server>]) -> Option<Arc<Server>> {
         let b = smooth_weighted_pick(
             &self.current,
             self.servers.iter().map(|s| {
-                let eligible = s.available() && !exclude.is_some_and(|e| Arc::ptr_eq(e, s));
+                let eligible = s.available() && !exclude.iter().any(|e| Arc::ptr_eq(e, s));
                 if eligible {
                     s.weight
                 } else {
@@ -312,7 +312,7 @@ mod tests {
     fn smooth_weighted_round_robin() {
         let b = lb(&[5, 1, 1]);
         let picks: Vec<u16> = (0..7)
-            .map(|_| b.pick(None).unwrap().url.port_u16().unwrap() - 1000)
+            .map(|_| b.pick(&[]).unwrap().url.port_u16().unwrap() - 1000)
             .collect();
         // NGINX's sequence for 5/1/1: a a b a c a a (interleaved, exact shares).
         assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0]);
@@ -323,10 +323,10 @@ mod tests {
         let b = lb(&[1, 1]);
         b.servers[0].healthy.store(false, Ordering::Relaxed);
         for _ in 0..4 {
-            assert_eq!(b.pick(None).unwrap().url.port_u16(), Some(1001));
+            assert_eq!(b.pick(&[]).unwrap().url.port_u16(), Some(1001));
         }
         let s1 = b.servers[1].clone();
-        assert!(b.pick(Some(&s1)).is_none());
+        assert!(b.pick(std::slice::from_ref(&s1)).is_none());
         b.servers[1].mark_failed();
         assert!(!b.available());
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use betaroute_core::Cohort;
 
@@ -57,6 +57,28 @@ pub struct Registry {
     pub last_reload_failed: AtomicU64,
     /// Refused routing signatures by (entry point, reason). Rare: a lock is fine.
     signatures: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Each provider's health, by name.
+    providers: Mutex<BTreeMap<String, ProviderHealth>>,
+    /// Requests sent again to another server, by (service, reason). Rare: a lock is fine.
+    retries: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+/// Whether a provider's source answers, for metrics and the API.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderHealth {
+    pub up: bool,
+    /// Why it is down (no credentials in it: errors name the endpoint, never the token).
+    pub error: Option<String>,
+    /// When its configuration last changed, and when it was last read without error.
+    pub last_change: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+    pub changes: u64,
+    pub failures: u64,
+}
+
+fn unix(t: Option<SystemTime>) -> f64 {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Registry {
@@ -68,6 +90,39 @@ impl Registry {
         let mut m = self.signatures.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((entry_point.to_owned(), reason.code()))
             .or_default() += 1;
+    }
+
+    /// Records what a provider reported: a new configuration (`Ok`) or why it cannot be read.
+    pub fn provider_report(&self, name: &str, result: Result<(), String>) {
+        let mut m = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        let h = m.entry(name.to_owned()).or_default();
+        let now = Some(SystemTime::now());
+        match result {
+            Ok(()) => {
+                h.up = true;
+                h.error = None;
+                h.last_change = now;
+                h.last_success = now;
+                h.changes += 1;
+            }
+            Err(why) => {
+                h.up = false;
+                h.error = Some(why);
+                h.failures += 1;
+            }
+        }
+    }
+
+    pub fn providers(&self) -> BTreeMap<String, ProviderHealth> {
+        self.providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn retried(&self, service: &str, reason: &'static str) {
+        let mut m = self.retries.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((service.to_owned(), reason)).or_default() += 1;
     }
 
     /// The metrics of a route, created on first use and kept across reloads.
@@ -96,7 +151,52 @@ impl Registry {
         render_servers(&mut out, servers);
         self.render_signatures(&mut out);
         self.render_reloads(&mut out);
+        self.render_providers(&mut out);
+        self.render_retries(&mut out);
         out
+    }
+
+    fn render_providers(&self, out: &mut String) {
+        let providers = self.providers();
+        out.push_str("# HELP betaroute_provider_up Whether a provider's source answered its last read (1) or not (0: its last good configuration is served).\n# TYPE betaroute_provider_up gauge\n");
+        for (name, h) in &providers {
+            let _ = writeln!(
+                out,
+                "betaroute_provider_up{{provider=\"{}\"}} {}",
+                esc(name),
+                u8::from(h.up)
+            );
+        }
+        out.push_str("# HELP betaroute_provider_updates_total Configurations a provider produced (changed) or could not read (failed).\n# TYPE betaroute_provider_updates_total counter\n");
+        for (name, h) in &providers {
+            let n = esc(name);
+            let _ = writeln!(out, "betaroute_provider_updates_total{{provider=\"{n}\",result=\"changed\"}} {}\nbetaroute_provider_updates_total{{provider=\"{n}\",result=\"failed\"}} {}", h.changes, h.failures);
+        }
+        out.push_str("# HELP betaroute_provider_last_success_timestamp_seconds When a provider's source was last read without error (Unix time).\n# TYPE betaroute_provider_last_success_timestamp_seconds gauge\n");
+        for (name, h) in &providers {
+            let _ = writeln!(
+                out,
+                "betaroute_provider_last_success_timestamp_seconds{{provider=\"{}\"}} {}",
+                esc(name),
+                unix(h.last_success)
+            );
+        }
+    }
+
+    fn render_retries(&self, out: &mut String) {
+        out.push_str("# HELP betaroute_retries_total Requests sent again to another server after the first got no response, by service and reason.\n# TYPE betaroute_retries_total counter\n");
+        for ((service, reason), n) in self
+            .retries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "betaroute_retries_total{{service=\"{}\",reason=\"{reason}\"}} {n}",
+                esc(service)
+            );
+        }
     }
 
     fn render_signatures(&self, out: &mut String) {

@@ -11,6 +11,7 @@
 
 mod access_log;
 mod admin;
+mod api;
 mod balancer;
 pub mod error;
 mod health;
@@ -30,7 +31,9 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
+use crate::config::dynamic::Layer;
 use crate::config::{self, StaticConfig};
+use crate::provider::consul::ConsulProvider;
 use crate::provider::file::FileProvider;
 use crate::provider::Provider;
 pub use error::ProxyError;
@@ -57,36 +60,82 @@ pub fn run(opts: Options) -> Result<(), ProxyError> {
             json!({"betaroute": "config", "level": d.severity.as_str(), "message": d.to_string()})
         );
     }
-    let ep_names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
-    let mut provider = FileProvider::new(
-        st.dynamic_files.clone(),
-        st.dynamic_directory.clone(),
-        st.watch,
-        ep_names,
-    );
-    let routing = provider.load()?;
-    reload::log_diagnostics(&routing);
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ProxyError::Runtime(format!("cannot start the runtime: {e}")))?;
+    let providers = control.block_on(Providers::load(&st))?;
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let listeners = server::bind_entry_points(&st, threads)?;
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ProxyError::Runtime(format!("cannot start the runtime: {e}")))?;
-    control.block_on(serve(st, routing, provider, listeners, threads))
+    control.block_on(serve(st, providers, listeners, threads))
+}
+
+/// The providers the static configuration names, each with its first layer.
+struct Providers {
+    file: Option<FileProvider>,
+    consul: Option<ConsulProvider>,
+    layers: Vec<Layer>,
+}
+
+impl Providers {
+    async fn load(st: &StaticConfig) -> Result<Providers, ProxyError> {
+        let mut layers = Vec::new();
+        let mut file = None;
+        if !st.dynamic_files.is_empty() || st.dynamic_directory.is_some() {
+            let mut p = FileProvider::new(
+                st.dynamic_files.clone(),
+                st.dynamic_directory.clone(),
+                st.watch,
+            );
+            layers.push(p.load().await?);
+            file = Some(p);
+        }
+        let mut consul = None;
+        if let Some(opts) = &st.consul {
+            let mut p = ConsulProvider::new(opts.clone())
+                .map_err(|e| ProxyError::Runtime(format!("providers.consulCatalog: {e}")))?;
+            layers.push(p.load().await?);
+            consul = Some(p);
+        }
+        Ok(Providers {
+            file,
+            consul,
+            layers,
+        })
+    }
+
+    /// Starts each provider's update loop, reporting to the reloader.
+    fn watch(self) -> (Vec<Layer>, reload::Reports) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut slot = 0;
+        if let Some(p) = self.file {
+            reload::watch(slot, p, tx.clone());
+            slot += 1;
+        }
+        if let Some(p) = self.consul {
+            reload::watch(slot, p, tx);
+        }
+        (self.layers, rx)
+    }
 }
 
 async fn serve(
     st: StaticConfig,
-    routing: config::RoutingConfig,
-    provider: impl Provider,
+    providers: Providers,
     listeners: server::Bound,
     threads: usize,
 ) -> Result<(), ProxyError> {
     let registry = Arc::new(Registry::default());
     let ep_names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
+    let (layers, reports) = providers.watch();
+    for l in &layers {
+        registry.provider_report(l.provider(), Ok(()));
+    }
+    let (routing, _) = reload::routing(&layers, &ep_names);
+    reload::log_diagnostics(&routing.diagnostics);
     let state = State::build(routing, &ep_names, None, &registry);
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(st.timeouts.dial));
@@ -98,14 +147,32 @@ async fn serve(
         access_log: st.access_log.as_ref().map(access_log::AccessLog::spawn),
         response_header_timeout: st.timeouts.response_header,
         in_flight: std::sync::atomic::AtomicUsize::new(0),
+        retry_budget: Default::default(),
+        api: api::ApiInfo {
+            entry_points: st
+                .entry_points
+                .iter()
+                .map(|e| (e.name.clone(), e.address.clone()))
+                .collect(),
+            providers: layers
+                .iter()
+                .map(|l| match l.provider() {
+                    "file" => "File",
+                    _ => "ConsulCatalog",
+                })
+                .collect(),
+            access_log: st.access_log.is_some(),
+            started: std::time::SystemTime::now(),
+        },
     });
     let workers = server::Workers::start(&st, &shared, listeners, threads)?;
     if let Some(addr) = &st.admin {
         let listener = server::bind_admin(addr).await?;
         tokio::spawn(admin::serve(listener, shared.clone()));
     }
-    let reloader = reload::Reloader::new(ep_names, shared.clone(), check_client, health_tasks);
-    tokio::spawn(reloader.follow(provider));
+    let reloader =
+        reload::Reloader::new(ep_names, shared.clone(), check_client, health_tasks, layers);
+    tokio::spawn(reloader.follow(reports));
     server::shutdown_signal().await;
     workers.stop(&shared).await;
     Ok(())

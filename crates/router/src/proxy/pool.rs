@@ -43,13 +43,16 @@ pub struct Pool {
 }
 
 /// Why a request did not get a response.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
     /// No connection could be made (refused, unreachable, DNS, timeout): nothing was sent.
     Connect,
     /// A reused keep-alive connection turned out closed before any response came back (the
-    /// backend closed it while idle). Bodiless requests may be sent again on a new connection.
+    /// backend closed it while idle, or went away).
     Stale,
+    /// A new connection was closed or reset after the request was written, before any response
+    /// byte (the backend died or is shutting down).
+    Reset,
     /// The backend's answer was invalid, or the connection failed mid-exchange.
     Upstream,
 }
@@ -80,7 +83,8 @@ impl Pool {
                 if reused {
                     continue; // closed while idle: try the next one
                 }
-                return Err(SendError::Upstream);
+                // A new connection that closed before taking the request: nothing was sent.
+                return Err(SendError::Connect);
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -95,12 +99,12 @@ impl Pool {
                 Err(mut e) => match e.take_message() {
                     // Not written at all (the connection closed under us): send it elsewhere.
                     Some(r) if reused => req = r,
-                    Some(_) => return Err(SendError::Upstream),
+                    Some(_) => return Err(SendError::Connect),
                     None => {
-                        return Err(if reused && is_stale(e.error()) {
-                            SendError::Stale
-                        } else {
-                            SendError::Upstream
+                        return Err(match (no_response(e.error()), reused) {
+                            (true, true) => SendError::Stale,
+                            (true, false) => SendError::Reset,
+                            (false, _) => SendError::Upstream,
                         });
                     }
                 },
@@ -184,8 +188,23 @@ impl Pool {
 
 /// hyper's errors for a connection that ended before a response started: an idle keep-alive
 /// connection the backend had closed.
-fn is_stale(e: &hyper::Error) -> bool {
-    e.is_incomplete_message() || e.is_canceled()
+/// The connection ended (closed, reset, aborted) before any response came back.
+fn no_response(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            );
+        }
+        cur = c.source();
+    }
+    false
 }
 
 struct Return {

@@ -22,6 +22,10 @@ pub struct Shared {
     pub response_header_timeout: Duration,
     /// Requests being served, so a shutdown can let them finish.
     pub in_flight: AtomicUsize,
+    /// Bounds the retries in flight.
+    pub retry_budget: super::request::upstream::RetryBudget,
+    /// What the API shows beyond the routing state.
+    pub api: super::api::ApiInfo,
 }
 
 /// Counts a request as in flight for as long as it lives.

@@ -30,11 +30,17 @@ pub struct Backend {
     pub hits: Arc<AtomicUsize>,
     pub slow_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Backend {
     pub async fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::start_on(name, "127.0.0.1:0").await
+    }
+
+    /// A backend on a given address (to bring one back where it was).
+    pub async fn start_on(name: &str, addr: &str) -> Backend {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let healthy = Arc::new(AtomicBool::new(true));
         let hits = Arc::new(AtomicUsize::new(0));
@@ -45,13 +51,15 @@ impl Backend {
             hits.clone(),
             slow_ms.clone(),
         );
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let tracked = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let (n, h, c, s) = (n.clone(), h.clone(), c.clone(), s.clone());
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (n, h, c, s) = (n.clone(), h.clone(), c.clone(), s.clone());
                         async move {
@@ -102,6 +110,7 @@ impl Backend {
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
+                tracked.lock().unwrap().push(conn.abort_handle());
             }
         });
         Backend {
@@ -111,6 +120,16 @@ impl Backend {
             hits,
             slow_ms,
             task,
+            conns,
+        }
+    }
+
+    /// Dies as a process would: stops listening and drops every connection, requests in
+    /// flight included.
+    pub fn kill(&self) {
+        self.task.abort();
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
         }
     }
 

@@ -11,7 +11,7 @@ pub struct Ref {
     pub at: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RouterDraft {
     pub name: String,
     pub at: usize,
@@ -25,7 +25,7 @@ pub struct RouterDraft {
     pub refused: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServiceDraft {
     pub name: String,
     pub at: usize,
@@ -36,15 +36,17 @@ pub struct ServiceDraft {
     pub refused: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MiddlewareDraft {
     pub name: String,
     pub at: usize,
     pub kind: String,
+    /// Its configuration in canonical form, to tell two definitions apart.
+    pub config: String,
 }
 
 /// Everything one file defines.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Part {
     pub routers: Vec<RouterDraft>,
     pub services: Vec<ServiceDraft>,

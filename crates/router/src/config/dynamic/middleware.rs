@@ -71,6 +71,7 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
             name: name.clone(),
             at: e.at,
             kind: (*kind).to_owned(),
+            config: e.value.canonical(),
         }),
         [] => {
             cx.error(e.at, format!("{what}: no middleware type (e.g. basicAuth)"));

@@ -2,8 +2,8 @@
 //! more files, read with located errors ([`http`]) and validated across files ([`validate`])
 //! into one immutable [`RoutingConfig`], the value the proxy serves from and swaps on reload.
 
-mod drafts;
-mod http;
+pub(crate) mod drafts;
+pub(crate) mod http;
 mod middleware;
 mod router;
 mod service;
@@ -13,6 +13,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use spec::{HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec};
+pub use validate::{combine, layer, qualify, Layer};
 
 use super::error::{ConfigError, ConfigErrors};
 use super::read::{Cx, Diagnostic, Severity};
@@ -45,11 +46,19 @@ pub fn dynamic_paths(
     Ok(out)
 }
 
-/// Loads, merges and validates dynamic configuration files. Names must be unique across files.
+/// Loads, merges and validates dynamic configuration files alone (for `check` and `route
+/// explain`; `serve` combines the files' [`Layer`] with other providers'). Names must be unique
+/// across files.
 pub fn load_dynamic(
     files: &[PathBuf],
     directory: Option<&Path>,
 ) -> Result<RoutingConfig, ConfigErrors> {
+    let layer = load_file_layer(files, directory)?;
+    Ok(combine(&[&layer]).0)
+}
+
+/// The file provider's configuration: every file read, validated together.
+pub fn load_file_layer(files: &[PathBuf], directory: Option<&Path>) -> Result<Layer, ConfigErrors> {
     let paths = dynamic_paths(files, directory)?;
     let mut sources = Vec::new();
     let mut errors = Vec::new();
@@ -62,7 +71,7 @@ pub fn load_dynamic(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    compile(&sources)
+    compile(sources)
 }
 
 /// Validates dynamic configuration given as text (for tools and fuzzing; files go through
@@ -72,16 +81,17 @@ pub fn parse_dynamic_str(
     text: &str,
     format: Format,
 ) -> Result<RoutingConfig, ConfigErrors> {
-    compile(&[(Source::new(name, text), format)])
+    let layer = compile(vec![(Source::new(name, text), format)])?;
+    Ok(combine(&[&layer]).0)
 }
 
 /// Reads every file, then validates them together. Any error fails the whole load, so a reload
 /// keeps the last good configuration; refusals and warnings travel with the result.
-fn compile(sources: &[(Source, Format)]) -> Result<RoutingConfig, ConfigErrors> {
+fn compile(sources: Vec<(Source, Format)>) -> Result<Layer, ConfigErrors> {
     let mut parts = Vec::new();
     let mut diagnostics = Vec::new();
     for (src, format) in sources {
-        let tree = match source::parse(src, *format) {
+        let tree = match source::parse(&src, format) {
             Ok(t) => t,
             Err(e) => {
                 diagnostics.push(Diagnostic {
@@ -91,26 +101,10 @@ fn compile(sources: &[(Source, Format)]) -> Result<RoutingConfig, ConfigErrors> 
                 continue;
             }
         };
-        let mut cx = Cx::new(src);
+        let mut cx = Cx::new(&src);
         let part = http::read_file(&mut cx, &tree);
         diagnostics.append(&mut cx.diagnostics);
         parts.push((src, part));
     }
-    let config = validate::merge(parts, FILE_PROVIDER, &mut diagnostics);
-    split(config, diagnostics)
-}
-
-/// Errors fail the load; the rest stays with the configuration.
-fn split(
-    mut config: RoutingConfig,
-    diagnostics: Vec<Diagnostic>,
-) -> Result<RoutingConfig, ConfigErrors> {
-    let (errors, rest): (Vec<Diagnostic>, Vec<Diagnostic>) = diagnostics
-        .into_iter()
-        .partition(|d| d.severity == Severity::Error);
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors.into_iter().map(|d| d.error).collect()));
-    }
-    config.diagnostics = rest;
-    Ok(config)
+    layer(FILE_PROVIDER, parts, diagnostics, true)
 }

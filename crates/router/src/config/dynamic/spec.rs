@@ -16,8 +16,12 @@ pub struct RouterSpec {
     pub rule: Rule,
     /// Configured priority (`None` or 0: the rule's default).
     pub priority: Option<i64>,
-    /// The service's name, without its provider (`api` for `api@file`).
+    /// The service's qualified name (`api@file`).
     pub service: String,
+    /// The service as written (`api`, `api@consulcatalog`), as Traefik's API shows it.
+    pub service_written: String,
+    /// Middlewares, qualified, in order.
+    pub middlewares: Vec<String>,
     /// Entry points this router serves; `None`: all of them.
     pub entry_points: Option<Vec<String>>,
     /// Why this router is not served, when it uses something betaroute does not implement. It
@@ -68,6 +72,10 @@ pub struct RoutingConfig {
     pub routers: Vec<RouterSpec>,
     /// The services that can be served (refused ones are not here; their routers are refused).
     pub services: BTreeMap<String, ServiceSpec>,
+    /// Services defined but refused, with why (for the API).
+    pub refused_services: BTreeMap<String, String>,
+    /// Middlewares defined, by qualified name: their kind (none is served yet).
+    pub middlewares: BTreeMap<String, String>,
     /// Refusals and warnings (errors make the load fail instead).
     pub diagnostics: Vec<Diagnostic>,
 }

@@ -1,32 +1,77 @@
-//! Validation across files: unique names, references resolved (`name` or `name@provider`),
-//! no service cycles, and refusals carried to every router they affect: a router whose
-//! middleware, service or own settings betaroute does not implement is refused by name, never
-//! served without them.
+//! Validation in two steps, as Traefik has one configuration per provider merged into one table:
+//!
+//! - [`layer`]: one provider's configuration alone. Names are unique within the provider, and
+//!   service references do not loop. A strict provider (files) also needs every reference to
+//!   its own objects to resolve: an error there fails the load, so a reload keeps the last
+//!   good files. A discovered provider (Consul) gets refusals instead, router by router.
+//! - [`combine`]: every provider's layer together, names qualified as `name@provider`.
+//!   References resolve across providers (`api@consulcatalog` from a file). Nothing here is an
+//!   error, since one provider's update must never fail another's: a router whose service or
+//!   middleware is missing, or whose configuration betaroute does not implement, is refused by
+//!   name (it stays in the table and answers 503), never served without a word.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::drafts::{MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft};
-use super::spec::{RouterSpec, RoutingConfig};
+use super::spec::{RouterSpec, RoutingConfig, ServiceSpec};
+use crate::config::error::ConfigErrors;
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
 
-/// What a reference names.
-#[derive(Debug, PartialEq, Eq)]
-enum Target<'a> {
-    /// An object of this provider, by its bare name.
-    Here(&'a str),
-    /// Traefik's own (`api@internal`, `noop@internal`...).
-    Internal(&'a str),
-    /// Another provider betaroute does not run.
-    Elsewhere(&'a str, &'a str),
+/// Traefik's own provider, for `api@internal`, `noop@internal`.
+const INTERNAL: &str = "internal";
+
+/// A reference as written, split: `api` (this provider), `api@file`.
+fn split_ref<'a>(name: &'a str, here: &'a str) -> (&'a str, &'a str) {
+    match name.rsplit_once('@') {
+        None => (name, here),
+        Some((n, p)) => (n, p),
+    }
 }
 
-fn target<'a>(name: &'a str, provider: &str) -> Target<'a> {
-    match name.rsplit_once('@') {
-        None => Target::Here(name),
-        Some((n, p)) if p.eq_ignore_ascii_case(provider) => Target::Here(n),
-        Some((n, "internal")) => Target::Internal(n),
-        Some((n, p)) => Target::Elsewhere(n, p),
+/// The qualified name of a reference, as Traefik writes it (the provider in lower case).
+pub fn qualify(name: &str, here: &str) -> String {
+    let (n, p) = split_ref(name, here);
+    format!("{n}@{}", p.to_ascii_lowercase())
+}
+
+/// One provider's configuration, validated alone.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    provider: String,
+    sources: Vec<Source>,
+    /// By bare name: the definition and the index of its source.
+    routers: BTreeMap<String, (usize, RouterDraft)>,
+    services: BTreeMap<String, (usize, ServiceDraft)>,
+    middlewares: BTreeMap<String, (usize, MiddlewareDraft)>,
+    /// Refusals and warnings found reading and validating this provider.
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Layer {
+    /// A provider with nothing (yet): Consul before its first answer.
+    pub fn empty(provider: &str) -> Layer {
+        Layer {
+            provider: provider.to_owned(),
+            sources: Vec::new(),
+            routers: BTreeMap::new(),
+            services: BTreeMap::new(),
+            middlewares: BTreeMap::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// How many routers and services it defines, for logs.
+    pub fn size(&self) -> (usize, usize) {
+        (self.routers.len(), self.services.len())
     }
 }
 
@@ -43,11 +88,12 @@ impl Diags<'_> {
     }
 }
 
-/// Names are unique across files: a second definition is an error at its place.
-fn add_unique<'s, T: Named>(
-    map: &mut BTreeMap<String, (&'s Source, T)>,
+/// Names are unique within a provider: a second definition is an error at its place.
+fn add_unique<T: Named>(
+    map: &mut BTreeMap<String, (usize, T)>,
     kind: &str,
-    src: &'s Source,
+    sources: &[Source],
+    src: usize,
     item: T,
     d: &mut Diags,
 ) {
@@ -55,211 +101,369 @@ fn add_unique<'s, T: Named>(
         let message = format!(
             "{kind} {:?} is defined more than once (also in {})",
             item.name(),
-            first.file
+            sources[*first].file
         );
-        d.push(Severity::Error, src, item.at(), message);
+        d.push(Severity::Error, &sources[src], item.at(), message);
         return;
     }
     map.insert(item.name().to_owned(), (src, item));
 }
 
-pub fn merge(
-    parts: Vec<(&Source, Part)>,
+/// Validates one provider's parts (one per source). `strict`: a reference to a missing object
+/// of the same provider is an error (files); otherwise it is left to [`combine`] to refuse.
+pub fn layer(
     provider: &str,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> RoutingConfig {
-    let mut d = Diags { out: diagnostics };
-    let mut services: BTreeMap<String, (&Source, ServiceDraft)> = BTreeMap::new();
-    let mut middlewares: BTreeMap<String, (&Source, MiddlewareDraft)> = BTreeMap::new();
-    let mut routers: BTreeMap<String, (&Source, RouterDraft)> = BTreeMap::new();
+    parts: Vec<(Source, Part)>,
+    mut diagnostics: Vec<Diagnostic>,
+    strict: bool,
+) -> Result<Layer, ConfigErrors> {
+    let mut out = Layer::empty(provider);
+    let mut d = Diags {
+        out: &mut diagnostics,
+    };
+    let mut drafts = Vec::new();
     for (src, part) in parts {
+        out.sources.push(src);
+        drafts.push(part);
+    }
+    for (i, part) in drafts.into_iter().enumerate() {
         for s in part.services {
-            add_unique(&mut services, "service", src, s, &mut d);
+            add_unique(&mut out.services, "service", &out.sources, i, s, &mut d);
         }
         for m in part.middlewares {
-            add_unique(&mut middlewares, "middleware", src, m, &mut d);
+            add_unique(
+                &mut out.middlewares,
+                "middleware",
+                &out.sources,
+                i,
+                m,
+                &mut d,
+            );
         }
         for r in part.routers {
-            add_unique(&mut routers, "router", src, r, &mut d);
+            add_unique(&mut out.routers, "router", &out.sources, i, r, &mut d);
         }
     }
-
-    let refused = service_refusals(&services, provider, &mut d);
-    let mut used_middlewares = BTreeSet::new();
-    let mut out = RoutingConfig::default();
-    for (_, (src, r)) in routers {
-        let mut reasons = r.refused.clone();
-        let service = r.service.as_ref().and_then(|s| {
-            router_service(
-                src,
-                &r.name,
-                s,
-                provider,
-                &services,
-                &refused,
-                &mut reasons,
-                &mut d,
-            )
-        });
-        for m in &r.middlewares {
-            let why = match target(&m.name, provider) {
-                Target::Here(n) => match middlewares.get(n) {
-                    Some((_, def)) => {
-                        used_middlewares.insert(n.to_owned());
-                        format!(
-                            "router {} uses middleware {} ({}), not supported yet: the router is not served",
-                            r.name, m.name, def.kind
-                        )
-                    }
-                    None => {
-                        d.push(
-                            Severity::Error,
-                            src,
-                            m.at,
-                            format!("router {}: middleware {:?} does not exist", r.name, m.name),
-                        );
-                        continue;
-                    }
-                },
-                Target::Internal(_) => format!(
-                    "router {} uses middleware {}, one of Traefik's internal middlewares, not provided by betaroute: the router is not served",
-                    r.name, m.name
-                ),
-                Target::Elsewhere(_, p) => format!(
-                    "router {} uses middleware {} from provider {p:?}, which betaroute does not run: the router is not served",
-                    r.name, m.name
-                ),
-            };
-            d.push(Severity::Refused, src, m.at, why.clone());
-            reasons.push(why);
-        }
-        let (Some(rule), Some(service)) = (r.rule, service) else {
-            continue;
-        };
-        out.routers.push(RouterSpec {
-            name: r.name,
-            rule,
-            priority: r.priority,
-            service,
-            entry_points: r.entry_points,
-            refused: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        });
+    if strict {
+        missing_references(&out, &mut d);
     }
-    for (name, (src, m)) in &middlewares {
-        if !used_middlewares.contains(name) {
-            d.push(
-                Severity::Warning,
-                src,
-                m.at,
-                format!(
-                    "middleware {name} ({}) is not supported yet; no router uses it",
-                    m.kind
-                ),
-            );
-        }
+    service_cycles(&out, &mut d);
+    let (errors, rest): (Vec<Diagnostic>, Vec<Diagnostic>) = diagnostics
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors.into_iter().map(|d| d.error).collect()));
     }
-    for (name, (_, s)) in services {
-        if !refused.contains_key(&name) {
-            if let Some(spec) = s.spec {
-                out.services.insert(name, spec);
-            }
-        }
-    }
-    out
+    out.diagnostics = rest;
+    Ok(out)
 }
 
-/// The service a router sends to (its bare name), or `None` with the reason recorded.
-#[allow(clippy::too_many_arguments)]
-fn router_service(
-    src: &Source,
-    router: &str,
-    s: &Ref,
-    provider: &str,
-    services: &BTreeMap<String, (&Source, ServiceDraft)>,
-    refused: &BTreeMap<String, String>,
-    reasons: &mut Vec<String>,
-    d: &mut Diags,
-) -> Option<String> {
-    let why = match target(&s.name, provider) {
-        Target::Here(n) if services.contains_key(n) => match refused.get(n) {
-            None => return Some(n.to_owned()),
-            Some(r) => format!("router {router}: its service {n} is refused ({r})"),
-        },
-        Target::Here(_) => {
-            d.push(
-                Severity::Error,
-                src,
-                s.at,
-                format!("router {router}: service {:?} does not exist", s.name),
-            );
-            return None;
-        }
-        Target::Internal(_) => format!(
-            "router {router}: service {} is one of Traefik's internal services, not provided by betaroute",
-            s.name
-        ),
-        Target::Elsewhere(_, p) => format!(
-            "router {router}: service {} is from provider {p:?}, which betaroute does not run",
-            s.name
-        ),
+/// References to this provider's own objects that do not exist.
+fn missing_references(l: &Layer, d: &mut Diags) {
+    let here = |r: &Ref| -> Option<String> {
+        let (n, p) = split_ref(&r.name, &l.provider);
+        p.eq_ignore_ascii_case(&l.provider).then(|| n.to_owned())
     };
-    d.push(Severity::Refused, src, s.at, why.clone());
-    reasons.push(why);
-    // The router stays (and answers 503); its service is named but never called.
-    Some(match target(&s.name, provider) {
-        Target::Here(n) => n.to_owned(),
-        _ => s.name.clone(),
-    })
-}
-
-/// Which services cannot be served, and why: their own refusals, then, transitively, weighted and
-/// failover services over them. Unknown references and cycles are errors.
-fn service_refusals(
-    services: &BTreeMap<String, (&Source, ServiceDraft)>,
-    provider: &str,
-    d: &mut Diags,
-) -> BTreeMap<String, String> {
-    let mut refused: BTreeMap<String, String> = services
-        .iter()
-        .filter(|(_, (_, s))| !s.refused.is_empty())
-        .map(|(n, (_, s))| (n.clone(), s.refused.join("; ")))
-        .collect();
-    let mut children: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, (src, s)) in services {
-        for r in &s.refs {
-            match target(&r.name, provider) {
-                Target::Here(n) if services.contains_key(n) => {
-                    children.entry(name).or_default().push(n.to_owned())
-                }
-                Target::Here(_) => d.push(
-                    Severity::Error,
-                    src,
-                    r.at,
-                    format!("service {name}: refers to unknown service {:?}", r.name),
-                ),
-                _ => {
-                    let why = format!(
-                        "service {name}: refers to {}, which betaroute does not provide",
-                        r.name
-                    );
-                    d.push(Severity::Refused, src, r.at, why.clone());
-                    refused.entry(name.clone()).or_insert(why);
-                }
+    for (name, (src, r)) in &l.routers {
+        let src = &l.sources[*src];
+        if let Some(s) = r.service.as_ref() {
+            if here(s).is_some_and(|n| !l.services.contains_key(&n)) {
+                let msg = format!("router {name}: service {:?} does not exist", s.name);
+                d.push(Severity::Error, src, s.at, msg);
+            }
+        }
+        for m in &r.middlewares {
+            if here(m).is_some_and(|n| !l.middlewares.contains_key(&n)) {
+                let msg = format!("router {name}: middleware {:?} does not exist", m.name);
+                d.push(Severity::Error, src, m.at, msg);
             }
         }
     }
-    for (name, (src, s)) in services {
+    for (name, (src, s)) in &l.services {
+        for r in &s.refs {
+            if here(r).is_some_and(|n| !l.services.contains_key(&n)) {
+                let msg = format!("service {name}: refers to unknown service {:?}", r.name);
+                d.push(Severity::Error, &l.sources[*src], r.at, msg);
+            }
+        }
+    }
+}
+
+/// Weighted and failover services that reach themselves (within one provider: only files
+/// define such services).
+fn service_cycles(l: &Layer, d: &mut Diags) {
+    let mut children: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, (_, s)) in &l.services {
+        for r in &s.refs {
+            let (n, p) = split_ref(&r.name, &l.provider);
+            if p.eq_ignore_ascii_case(&l.provider) && l.services.contains_key(n) {
+                children.entry(name).or_default().push(n.to_owned());
+            }
+        }
+    }
+    for (name, (src, s)) in &l.services {
         if reaches(&children, name, name, &mut BTreeSet::new()) {
             d.push(
                 Severity::Error,
-                src,
+                &l.sources[*src],
                 s.at,
                 format!("service {name}: refers to itself through weighted or failover services"),
             );
         }
     }
-    // Propagate until nothing changes (the graph is small and acyclic once errors are out).
-    loop {
+}
+
+fn reaches(
+    children: &BTreeMap<&str, Vec<String>>,
+    start: &str,
+    at: &str,
+    seen: &mut BTreeSet<String>,
+) -> bool {
+    children
+        .get(at)
+        .into_iter()
+        .flatten()
+        .any(|c| c == start || (seen.insert(c.clone()) && reaches(children, start, c, seen)))
+}
+
+/// Where a draft is written: its layer's source.
+struct At<'a, T> {
+    layer: &'a Layer,
+    src: usize,
+    item: &'a T,
+}
+
+impl<T> At<'_, T> {
+    fn source(&self) -> &Source {
+        &self.layer.sources[self.src]
+    }
+}
+
+/// What a reference finds among every provider's objects.
+enum Found<'a, T> {
+    Yes(String, &'a At<'a, T>),
+    /// Traefik's `@internal` objects.
+    Internal,
+    /// The provider is not running here.
+    NoProvider(String),
+    Missing,
+}
+
+fn find<'a, T>(
+    map: &'a BTreeMap<String, At<'a, T>>,
+    providers: &BTreeSet<String>,
+    name: &str,
+    here: &str,
+) -> Found<'a, T> {
+    let (_, p) = split_ref(name, here);
+    let p = p.to_ascii_lowercase();
+    if p == INTERNAL {
+        return Found::Internal;
+    }
+    if !providers.contains(&p) {
+        return Found::NoProvider(p);
+    }
+    let q = qualify(name, here);
+    match map.get(&q) {
+        Some(at) => Found::Yes(q, at),
+        None => Found::Missing,
+    }
+}
+
+/// Every provider's layer as one routing configuration, with qualified names. Returns the
+/// configuration (its diagnostics: every layer's and the combination's) and what the
+/// combination itself found (for the reload log, which logs each layer when it changes).
+pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
+    let providers: BTreeSet<String> = layers.iter().map(|l| l.provider.clone()).collect();
+    let mut services: BTreeMap<String, At<ServiceDraft>> = BTreeMap::new();
+    let mut middlewares: BTreeMap<String, At<MiddlewareDraft>> = BTreeMap::new();
+    let mut routers: BTreeMap<String, At<RouterDraft>> = BTreeMap::new();
+    for l in layers {
+        for (n, (src, item)) in &l.services {
+            let at = At {
+                layer: l,
+                src: *src,
+                item,
+            };
+            services.insert(format!("{n}@{}", l.provider), at);
+        }
+        for (n, (src, item)) in &l.middlewares {
+            let at = At {
+                layer: l,
+                src: *src,
+                item,
+            };
+            middlewares.insert(format!("{n}@{}", l.provider), at);
+        }
+        for (n, (src, item)) in &l.routers {
+            let at = At {
+                layer: l,
+                src: *src,
+                item,
+            };
+            routers.insert(format!("{n}@{}", l.provider), at);
+        }
+    }
+    let mut own = Vec::new();
+    let mut d = Diags { out: &mut own };
+    let refused = service_refusals(&services, &providers, &mut d);
+    let mut used_middlewares = BTreeSet::new();
+    let mut out = RoutingConfig::default();
+    for (qname, at) in &routers {
+        let r = at.item;
+        let here = at.layer.provider.as_str();
+        let mut reasons = r.refused.clone();
+        let Some(s) = r.service.as_ref() else {
+            continue;
+        };
+        let service = match find(&services, &providers, &s.name, here) {
+            Found::Yes(q, _) => {
+                if let Some(why) = refused.get(&q) {
+                    let why = format!("router {qname}: its service {q} is refused ({why})");
+                    d.push(Severity::Refused, at.source(), s.at, why.clone());
+                    reasons.push(why);
+                }
+                q
+            }
+            other => {
+                let why = match other {
+                    Found::Internal => format!("router {qname}: service {} is one of Traefik's internal services, not provided by betaroute", s.name),
+                    Found::NoProvider(p) => format!("router {qname}: service {} is from provider {p:?}, which is not running", s.name),
+                    _ => format!("router {qname}: service {} does not exist", s.name),
+                };
+                d.push(Severity::Refused, at.source(), s.at, why.clone());
+                reasons.push(why);
+                qualify(&s.name, here)
+            }
+        };
+        for m in &r.middlewares {
+            let why = match find(&middlewares, &providers, &m.name, here) {
+                Found::Yes(q, def) => {
+                    let why = format!(
+                        "router {qname} uses middleware {q} ({}), not supported yet: the router is not served",
+                        def.item.kind
+                    );
+                    used_middlewares.insert(q);
+                    why
+                }
+                Found::Internal => format!(
+                    "router {qname} uses middleware {}, one of Traefik's internal middlewares, not provided by betaroute: the router is not served",
+                    m.name
+                ),
+                Found::NoProvider(p) => format!(
+                    "router {qname} uses middleware {} from provider {p:?}, which is not running: the router is not served",
+                    m.name
+                ),
+                Found::Missing => format!(
+                    "router {qname}: middleware {} does not exist: the router is not served",
+                    m.name
+                ),
+            };
+            d.push(Severity::Refused, at.source(), m.at, why.clone());
+            reasons.push(why);
+        }
+        let Some(rule) = r.rule.clone() else {
+            continue;
+        };
+        out.routers.push(RouterSpec {
+            name: qname.clone(),
+            rule,
+            priority: r.priority,
+            service,
+            service_written: s.name.clone(),
+            middlewares: r
+                .middlewares
+                .iter()
+                .map(|m| qualify(&m.name, here))
+                .collect(),
+            entry_points: r.entry_points.clone(),
+            refused: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        });
+    }
+    for (name, at) in &middlewares {
+        out.middlewares.insert(name.clone(), at.item.kind.clone());
+        if !used_middlewares.contains(name) {
+            d.push(
+                Severity::Warning,
+                at.source(),
+                at.item.at,
+                format!(
+                    "middleware {name} ({}) is not supported yet; no router uses it",
+                    at.item.kind
+                ),
+            );
+        }
+    }
+    for (name, at) in &services {
+        if let Some(why) = refused.get(name) {
+            out.refused_services.insert(name.clone(), why.clone());
+            continue;
+        }
+        if let Some(spec) = &at.item.spec {
+            let here = at.layer.provider.as_str();
+            out.services
+                .insert(name.clone(), qualified_spec(spec, here));
+        }
+    }
+    out.diagnostics = layers
+        .iter()
+        .flat_map(|l| l.diagnostics.iter().cloned())
+        .chain(own.iter().cloned())
+        .collect();
+    (out, own)
+}
+
+/// A service's children named by their qualified names.
+fn qualified_spec(spec: &ServiceSpec, here: &str) -> ServiceSpec {
+    match spec {
+        ServiceSpec::LoadBalancer(lb) => ServiceSpec::LoadBalancer(lb.clone()),
+        ServiceSpec::Weighted(children) => ServiceSpec::Weighted(
+            children
+                .iter()
+                .map(|(n, w)| (qualify(n, here), *w))
+                .collect(),
+        ),
+        ServiceSpec::Failover { service, fallback } => ServiceSpec::Failover {
+            service: qualify(service, here),
+            fallback: qualify(fallback, here),
+        },
+    }
+}
+
+/// Which services cannot be served, and why: their own refusals, references to what is not
+/// there, then, transitively, weighted and failover services over refused ones.
+fn service_refusals(
+    services: &BTreeMap<String, At<ServiceDraft>>,
+    providers: &BTreeSet<String>,
+    d: &mut Diags,
+) -> BTreeMap<String, String> {
+    let mut refused: BTreeMap<String, String> = services
+        .iter()
+        .filter(|(_, at)| !at.item.refused.is_empty())
+        .map(|(n, at)| (n.clone(), at.item.refused.join("; ")))
+        .collect();
+    let mut children: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, at) in services {
+        let here = at.layer.provider.as_str();
+        for r in &at.item.refs {
+            let why = match find(services, providers, &r.name, here) {
+                Found::Yes(q, _) => {
+                    children.entry(name).or_default().push(q);
+                    continue;
+                }
+                Found::Missing => format!("service {name}: refers to unknown service {}", r.name),
+                _ => format!(
+                    "service {name}: refers to {}, which betaroute does not provide",
+                    r.name
+                ),
+            };
+            d.push(Severity::Refused, at.source(), r.at, why.clone());
+            refused.entry(name.clone()).or_insert(why);
+        }
+    }
+    // Propagate until nothing changes. Cycles are errors within a provider, and only files
+    // define services over services, so the graph is acyclic here; the bound is a safeguard.
+    for _ in 0..=services.len() {
         let mut changed = false;
         for (name, kids) in &children {
             if refused.contains_key(*name) {
@@ -280,29 +484,17 @@ fn service_refusals(
     refused
 }
 
-fn reaches(
-    children: &BTreeMap<&str, Vec<String>>,
-    start: &str,
-    at: &str,
-    seen: &mut BTreeSet<String>,
-) -> bool {
-    children
-        .get(at)
-        .into_iter()
-        .flatten()
-        .any(|c| c == start || (seen.insert(c.clone()) && reaches(children, start, c, seen)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn references_qualified_by_provider() {
-        assert_eq!(target("api", "file"), Target::Here("api"));
-        assert_eq!(target("api@file", "file"), Target::Here("api"));
-        assert_eq!(target("api@File", "file"), Target::Here("api"));
-        assert_eq!(target("api@internal", "file"), Target::Internal("api"));
-        assert_eq!(target("x@docker", "file"), Target::Elsewhere("x", "docker"));
+        assert_eq!(qualify("api", "file"), "api@file");
+        assert_eq!(qualify("api@file", "file"), "api@file");
+        assert_eq!(qualify("api@File", "file"), "api@file");
+        assert_eq!(qualify("api@consulcatalog", "file"), "api@consulcatalog");
+        assert_eq!(split_ref("x@docker", "file"), ("x", "docker"));
+        assert_eq!(split_ref("a@b@c", "file"), ("a@b", "c"));
     }
 }

@@ -11,6 +11,7 @@ use betaroute_core::rules::IpNet;
 use betaroute_core::signature::{self, Freshness, RoutingKey};
 use betaroute_core::HeaderPolicy;
 
+pub mod consul;
 mod entry_point;
 mod sections;
 
@@ -30,6 +31,8 @@ pub struct StaticConfig {
     /// Directory to rescan on reload, if any.
     pub dynamic_directory: Option<PathBuf>,
     pub watch: bool,
+    /// `providers.consulCatalog`, when set.
+    pub consul: Option<consul::ConsulOptions>,
     pub access_log: Option<AccessLog>,
     pub timeouts: Timeouts,
     /// The header whose value puts a request in the beta cohort (`cohort.header`).
@@ -277,8 +280,12 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         a.finish(cx, &["address"]);
         addr
     });
-    let (dynamic_files, dynamic_directory, watch) = providers(cx, &mut top, &resolve);
-    let mut dynamic_files = dynamic_files;
+    let sections::Providers {
+        files: mut dynamic_files,
+        directory: dynamic_directory,
+        watch,
+        consul,
+    } = providers(cx, &mut top, &resolve);
     if top.entry("http").is_some() {
         // Routing written into the static file itself (betaroute): read as a dynamic file.
         top.get(cx, "http");
@@ -291,8 +298,12 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         }
     }
     dynamic_files.dedup();
-    if dynamic_files.is_empty() && dynamic_directory.is_none() && !cx.has_errors() {
-        cx.error(0, "no routing configuration: set providers.file.filename (or directory), or add [http] here");
+    if dynamic_files.is_empty()
+        && dynamic_directory.is_none()
+        && consul.is_none()
+        && !cx.has_errors()
+    {
+        cx.error(0, "no routing configuration: set providers.file.filename (or directory) or providers.consulCatalog, or add [http] here");
     }
     let access_log = access_log(cx, &mut top, &resolve);
     let timeouts = servers_transport(cx, &mut top);
@@ -307,6 +318,7 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         dynamic_files,
         dynamic_directory,
         watch,
+        consul,
         access_log,
         timeouts,
         cohort_header,

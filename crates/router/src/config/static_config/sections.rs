@@ -3,19 +3,25 @@
 
 use std::path::PathBuf;
 
+use super::consul::{self, ConsulOptions};
 use super::{AccessLog, Timeouts};
 use crate::config::read::{Cx, Obj};
 
-pub fn providers(
-    cx: &mut Cx,
-    top: &mut Obj,
-    resolve: &dyn Fn(&str) -> PathBuf,
-) -> (Vec<PathBuf>, Option<PathBuf>, bool) {
+/// What `providers` configures.
+#[derive(Default)]
+pub struct Providers {
+    pub files: Vec<PathBuf>,
+    pub directory: Option<PathBuf>,
+    pub watch: bool,
+    pub consul: Option<ConsulOptions>,
+}
+
+pub fn providers(cx: &mut Cx, top: &mut Obj, resolve: &dyn Fn(&str) -> PathBuf) -> Providers {
     let mut files = Vec::new();
     let mut directory = None;
     let mut watch = false;
     let Some(mut p) = top.obj(cx, "providers") else {
-        return (files, directory, watch);
+        return Providers::default();
     };
     if let Some(mut f) = p.obj(cx, "file") {
         watch = f.boolean(cx, "watch").unwrap_or(false);
@@ -34,7 +40,15 @@ pub fn providers(
             "debugLogGeneratedTemplate",
             "is not supported (no Go templates yet)",
         );
-        f.finish(cx, &["filename", "directory", "watch"]);
+        f.finish(
+            cx,
+            &[
+                "filename",
+                "directory",
+                "watch",
+                "debugLogGeneratedTemplate",
+            ],
+        );
     }
     p.ignore(
         cx,
@@ -50,7 +64,6 @@ pub fn providers(
         "kubernetesGateway",
         "knative",
         "rest",
-        "consulCatalog",
         "nomad",
         "ecs",
         "consul",
@@ -64,11 +77,19 @@ pub fn providers(
         p.refuse(
             cx,
             key,
-            "is not supported yet: betaroute reads the file provider",
+            "is not supported yet: betaroute reads the file and consulCatalog providers",
         );
     }
-    p.finish(cx, &["file", "providersThrottleDuration"]);
-    (files, directory, watch)
+    let consul = p
+        .obj(cx, "consulCatalog")
+        .map(|c| consul::read(cx, c, resolve));
+    p.finish(cx, &["file", "consulCatalog", "providersThrottleDuration"]);
+    Providers {
+        files,
+        directory,
+        watch,
+        consul,
+    }
 }
 
 pub fn access_log(
@@ -108,6 +129,8 @@ pub fn access_log(
             "filters",
             "fields",
             "bufferingSize",
+            "addInternals",
+            "otlp",
         ],
     );
     enabled.then_some(AccessLog { json, file })
@@ -174,7 +197,7 @@ pub fn informational(cx: &mut Cx, top: &mut Obj) {
     for (key, why) in [
         ("global", "Traefik's version checks and anonymous usage do not apply"),
         ("log", "betaroute writes JSON log lines to standard error"),
-        ("api", "Traefik's API and dashboard are not served; betaroute's admin address serves /api/routers, /api/services and /metrics"),
+        ("api", "betaroute's admin address serves Traefik's API (/api/http/routers, /api/overview...), /metrics and /ping; Traefik's dashboard is not served"),
         ("ping", "betaroute's admin address answers /ping"),
         ("metrics", "betaroute's admin address serves Prometheus metrics at /metrics"),
         ("tracing", "tracing is not implemented"),

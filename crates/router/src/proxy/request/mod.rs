@@ -13,7 +13,7 @@
 mod forwarded;
 mod route;
 mod trust;
-mod upstream;
+pub mod upstream;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -76,15 +76,14 @@ pub async fn handle(
             Some(answer) => answer,
             None => {
                 let host = prepare(&ctx, &peer, &mut parts);
-                let (result, server) = upstream::send(
-                    shared.response_header_timeout,
-                    &pool,
-                    &target,
-                    parts,
-                    body,
-                    host,
-                )
-                .await;
+                let cx = upstream::SendCx {
+                    timeout: shared.response_header_timeout,
+                    pool: &pool,
+                    budget: &shared.retry_budget,
+                    registry: &shared.registry,
+                    in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                };
+                let (result, server) = upstream::send(cx, &target, parts, body, host).await;
                 ctx.server = server;
                 respond(result)
             }

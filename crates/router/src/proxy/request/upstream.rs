@@ -1,26 +1,134 @@
 //! The send phase: a server of the target's service, and the request sent to it (bodies
-//! streamed), once more when that is safe.
+//! streamed), again on another server when that is safe.
+//!
+//! A request that got no response byte is sent again, as NGINX's `proxy_next_upstream` and
+//! Envoy's `retry_on: reset,connect-failure` do, so that an instance leaving (a deploy, a
+//! scale-in) costs no failed request:
+//! - a refused connection: nothing was sent, so any request without a body goes again;
+//! - a reused keep-alive connection found closed, or a new one reset before any response: the
+//!   backend may have seen the request, so only idempotent methods (RFC 9110 9.2.2) go again.
+//!
+//! A request with a body is never sent twice: its body is streamed, not kept. At most
+//! [`MAX_ATTEMPTS`] servers are tried. Retries of requests a backend may have seen are bounded
+//! by a budget (a share of the requests in flight, as Envoy's retry budget) so that a sick
+//! backend cannot multiply the load on the others; a refused connection, which sent nothing,
+//! is always retried. Each retry is counted by reason in the metrics.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body_util::{Either, Empty};
 use hyper::body::{Body as _, Incoming};
 
-use super::super::balancer::Server;
+use super::super::balancer::{LoadBalancer, Server};
 use super::super::error::ProxyError;
+use super::super::metrics::Registry;
 use super::super::pool::{Pool, PooledBody, SendError};
 use super::super::state::Target;
 
-/// Sends to a server of the target's service. A request without a body is sent once more when
-/// its connection was refused (to another server) or when a reused keep-alive connection turned
-/// out closed by the backend (on a new connection). Returns the server tried last, for the log.
+/// Servers tried for one request, at most.
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// Retries in flight may be this share of the requests in flight (Envoy's default is 20 %;
+/// these retries follow a dead connection, not an overloaded backend, and a server leaving
+/// a pool of two has half the requests in flight)...
+const BUDGET_PERCENT: usize = 50;
+/// ...and at least this many, so a quiet router still retries.
+const BUDGET_MIN: usize = 10;
+
+/// How many retries are in flight, to bound them.
+#[derive(Debug, Default)]
+pub struct RetryBudget {
+    active: AtomicUsize,
+}
+
+/// A retry admitted by the budget, released when the request ends.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RetryBudget {
+    fn admit(&self, in_flight: usize) -> Option<Admitted<'_>> {
+        let limit = (in_flight * BUDGET_PERCENT / 100).max(BUDGET_MIN);
+        let before = self.active.fetch_add(1, Ordering::Relaxed);
+        let admitted = Admitted(&self.active);
+        (before < limit).then_some(admitted)
+    }
+}
+
+/// Why a request is sent again, as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// The connection was refused or could not be made.
+    Connect,
+    /// A reused keep-alive connection was found closed.
+    Stale,
+    /// A new connection was closed or reset before any response.
+    Reset,
+}
+
+impl RetryReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Connect => "connect-failure",
+            RetryReason::Stale => "stale-connection",
+            RetryReason::Reset => "reset",
+        }
+    }
+}
+
+/// RFC 9110 9.2.2: methods whose repetition has the same effect as one request.
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// What the send phase needs from the router beyond the request.
+pub struct SendCx<'a> {
+    pub timeout: std::time::Duration,
+    pub pool: &'a Arc<Pool>,
+    pub budget: &'a RetryBudget,
+    pub registry: &'a Registry,
+    pub in_flight: usize,
+}
+
+/// Whether a failure may be retried, and why.
+fn retry_reason(e: &SendError, method: &Method) -> Option<RetryReason> {
+    match e {
+        SendError::Connect => Some(RetryReason::Connect),
+        SendError::Stale if idempotent(method) => Some(RetryReason::Stale),
+        SendError::Reset if idempotent(method) => Some(RetryReason::Reset),
+        _ => None,
+    }
+}
+
+/// The server for the next attempt: another one not tried yet; after a closed keep-alive
+/// connection, the same one again (on a new connection) when there is no other.
+fn next_server(
+    lb: &LoadBalancer,
+    tried: &[Arc<Server>],
+    reason: RetryReason,
+) -> Option<Arc<Server>> {
+    lb.pick(tried).or_else(|| {
+        (reason == RetryReason::Stale)
+            .then(|| tried.last().cloned())
+            .flatten()
+    })
+}
+
+/// Sends to a server of the target's service. Returns the server tried last, for the log.
 pub async fn send(
-    timeout: std::time::Duration,
-    pool: &Arc<Pool>,
+    cx: SendCx<'_>,
     target: &Target,
     mut parts: Parts,
     body: Incoming,
@@ -32,17 +140,19 @@ pub async fn send(
     let Some(lb) = target.service.as_ref().and_then(|s| s.resolve()) else {
         return (Err(ProxyError::NoServer), None);
     };
-    let Some(mut server) = lb.pick(None) else {
+    let Some(mut server) = lb.pick(&[]) else {
         return (Err(ProxyError::NoServer), None);
     };
+    // Only a request without a body can be sent twice: a body is streamed once.
     let replayable = body.is_end_stream();
-    // Headers are copied only when a second attempt can go to another server: copying them for
-    // every request would cost more than the rare stale keep-alive connection it would save.
-    let mut spare_headers = (replayable && lb.servers.len() > 1).then(|| parts.headers.clone());
-    let mut headers = Some(std::mem::take(&mut parts.headers));
+    let mut headers = std::mem::take(&mut parts.headers);
     let path_and_query = parts.uri.path_and_query().cloned();
     let mut body = Some(body);
-    for attempt in 0..2 {
+    let mut tried: Vec<Arc<Server>> = Vec::new();
+    let mut _admitted = None;
+    loop {
+        tried.push(server.clone());
+        let last_attempt = !replayable || tried.len() >= MAX_ATTEMPTS;
         let mut req = Request::new(if replayable {
             Either::Right(Empty::<Bytes>::new())
         } else {
@@ -50,32 +160,83 @@ pub async fn send(
         });
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = server.target_for(path_and_query.as_ref());
-        *req.headers_mut() = headers
-            .take()
-            .or_else(|| spare_headers.take())
-            .unwrap_or_default();
+        // The headers are kept for a next attempt only when there can be one.
+        *req.headers_mut() = if last_attempt {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
         let host = match (&original_host, lb.pass_host_header) {
             (Some(h), true) => h.clone(),
             _ => server.host_header.clone(),
         };
         req.headers_mut().insert(header::HOST, host);
-        let retry = attempt == 0 && spare_headers.is_some();
-        match tokio::time::timeout(timeout, pool.send(&server.address, req)).await {
+        let e = match tokio::time::timeout(cx.timeout, cx.pool.send(&server.address, req)).await {
             Ok(Ok(resp)) => return (Ok(resp), Some(server)),
-            Ok(Err(SendError::Connect)) => {
-                server.mark_failed();
-                if retry {
-                    if let Some(next) = lb.pick(Some(&server)) {
-                        server = next;
-                        continue;
-                    }
-                }
-                return (Err(ProxyError::Connect), Some(server));
-            }
-            Ok(Err(SendError::Stale)) if retry => continue,
-            Ok(Err(_)) => return (Err(ProxyError::Upstream), Some(server)),
             Err(_) => return (Err(ProxyError::Timeout), Some(server)),
+            Ok(Err(e)) => e,
+        };
+        if e == SendError::Connect {
+            server.mark_failed();
         }
+        let fail = match e {
+            SendError::Connect => ProxyError::Connect,
+            _ => ProxyError::Upstream,
+        };
+        let Some(reason) = retry_reason(&e, &parts.method).filter(|_| !last_attempt) else {
+            return (Err(fail), Some(server));
+        };
+        let Some(next) = next_server(&lb, &tried, reason) else {
+            return (Err(fail), Some(server));
+        };
+        // A refused connection sent nothing anywhere: its retry adds no load, so only the
+        // retries of requests a backend may have seen count against the budget.
+        if reason != RetryReason::Connect && _admitted.is_none() {
+            match cx.budget.admit(cx.in_flight) {
+                Some(a) => _admitted = Some(a),
+                None => return (Err(fail), Some(server)),
+            }
+        }
+        cx.registry.retried(&lb.name, reason.as_str());
+        server = next;
     }
-    (Err(ProxyError::Connect), Some(server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_idempotent_requests_are_retried_after_they_may_have_been_seen() {
+        assert_eq!(
+            retry_reason(&SendError::Connect, &Method::POST),
+            Some(RetryReason::Connect)
+        );
+        assert_eq!(
+            retry_reason(&SendError::Stale, &Method::GET),
+            Some(RetryReason::Stale)
+        );
+        assert_eq!(
+            retry_reason(&SendError::Reset, &Method::DELETE),
+            Some(RetryReason::Reset)
+        );
+        assert_eq!(retry_reason(&SendError::Reset, &Method::POST), None);
+        assert_eq!(retry_reason(&SendError::Stale, &Method::PATCH), None);
+        assert_eq!(retry_reason(&SendError::Upstream, &Method::GET), None);
+    }
+
+    #[test]
+    fn the_budget_bounds_retries_in_flight() {
+        let b = RetryBudget::default();
+        let held: Vec<_> = (0..BUDGET_MIN)
+            .map(|_| b.admit(0).expect("the minimum"))
+            .collect();
+        assert!(
+            b.admit(0).is_none(),
+            "beyond the minimum with nothing in flight"
+        );
+        assert!(b.admit(100).is_some(), "half of 100 in flight");
+        drop(held);
+        assert_eq!(b.active.load(Ordering::Relaxed), 0);
+    }
 }
