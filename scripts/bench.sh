@@ -7,15 +7,17 @@
 #      X-RiksTV-Beta: true to one pool, everything else to another, keep-alive to the backend on
 #      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor;
 #   4. the edge worker in workerd against a pass-through JS worker and a JS worker doing the same
-#      job with `jose`, with no token and HS256/RS256/ES256/EdDSA tokens.
+#      job with `jose`, with no token and HS256/RS256/ES256/EdDSA tokens;
+#   5. (restart) failed requests while one of two keep-alive backends is stopped and started
+#      again mid-run, betaroute against NGINX (proxy_next_upstream's default).
 # Usage: scripts/bench.sh [SECONDS_PER_RUN] (default 8). BENCH_ONLY="router edge" (any of bundle,
-# core, router, edge) runs only those sections. Needs 2+ cores: the load generator (wrk) and the
+# core, router, edge, restart) runs only those sections. Needs 2+ cores: the load generator (wrk) and the
 # backend on core 0, the proxy or workerd under test alone on core 1 (one worker each).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 DURATION=${1:-8}
-ONLY=${BENCH_ONLY:-bundle core router edge}
+ONLY=${BENCH_ONLY:-bundle core router edge restart}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 CONNS=32
 WORK=$(mktemp -d)
@@ -204,7 +206,65 @@ echo "## 4. Edge through workerd (Miniflare's socket), wrk -t1 -c16 -d${DURATION
 taskset -c 1 node bench/edge.mjs http://127.0.0.1:9401 "$DURATION" | grep -v '^{"'
 }
 
+section_restart() {
+echo "## 5. A backend stopped and started again mid-run (wrk -t1 -c$CONNS -d${DURATION}s, two keep-alive backends)"
+cargo build -q --release -p betaroute-router
+for n in 1 2; do
+cat > "$WORK/pool$n.conf" <<CONF
+worker_processes 1; pid $WORK/pool$n.pid; error_log $WORK/pool$n-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:942$n; location / { default_type application/json; return 200 '{"server":"pool$n"}'; } } }
+CONF
+nginx -c "$WORK/pool$n.conf"
+done
+cat > "$WORK/nginx-pool.conf" <<CONF
+worker_processes 1; pid $WORK/nginx-pool.pid; error_log $WORK/nginx-pool-error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream pool { server 127.0.0.1:9421; server 127.0.0.1:9422; keepalive 64; }
+  server { listen 127.0.0.1:9423; location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+nginx -c "$WORK/nginx-pool.conf"
+cat > "$WORK/restart.toml" <<CONF
+[entryPoints.web]
+address = "127.0.0.1:9424"
+[providers.file]
+filename = "restart.yaml"
+CONF
+cat > "$WORK/restart.yaml" <<'CONF'
+http:
+  routers:
+    r: {rule: "Host(`api.example.com`)", service: pool}
+  services:
+    pool: {loadBalancer: {servers: [{url: "http://127.0.0.1:9421"}, {url: "http://127.0.0.1:9422"}]}}
+CONF
+target/release/betaroute serve --config "$WORK/restart.toml" --threads 1 > /dev/null 2>&1 &
+echo $! > "$WORK/betaroute-restart.pid"
+sleep 1
+round() { # PORT -> failed requests (non-2xx answers and socket errors) while pool2 restarts
+  local port=$1 out
+  taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s -H "Host: api.example.com" "http://127.0.0.1:$port/" > "$WORK/wrk.out" 2>&1 &
+  local w=$!
+  sleep "$(awk -v d="$DURATION" 'BEGIN{print d/3}')"
+  kill -TERM "$(cat "$WORK/pool2.pid")"; sleep "$(awk -v d="$DURATION" 'BEGIN{print d/3}')"
+  nginx -c "$WORK/pool2.conf"
+  wait "$w"
+  out=$(cat "$WORK/wrk.out")
+  echo "$out" | awk '/requests in/ {n=$1} /Non-2xx/ {bad+=$NF} /Socket errors/ {gsub(",", ""); bad+=$4+$6+$8+$10} END {printf "%d of %d\n", bad, n}'
+}
+printf '| proxy | round 1 | round 2 | round 3 |\n|---|---|---|---|\n'
+for t in "NGINX (proxy_next_upstream default)|9423" "betaroute|9424"; do
+  IFS='|' read -r name port <<< "$t"
+  r=()
+  for _ in 1 2 3; do r+=("$(round "$port")"); sleep 1; done
+  printf '| %s | %s | %s | %s |\n' "$name" "${r[0]}" "${r[1]}" "${r[2]}"
+done
+echo "failed requests (non-2xx answers plus socket errors) of all requests; goal: betaroute 0 as NGINX"
+echo
+}
+
 if want router || want edge; then backend; fi
-for s in bundle core router edge; do
+for s in bundle core router edge restart; do
   if want "$s" && declare -F "section_$s" >/dev/null; then "section_$s"; fi
 done

@@ -99,11 +99,11 @@ Consul mode: routing follows the catalog at once.
   # what Consul holds, and what the router made of it (Traefik's API)
   curl -s http://127.0.0.1:$CONSUL_PORT/v1/catalog/services
   curl -s http://127.0.0.1:$ADMIN_PORT/api/http/routers
-  # the beta group scales in to nothing: beta users land on main, nothing fails
-  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/service/deregister/api-beta-1
-  # the beta instance's health check fails, then passes: routing follows
+  # the beta instance's health check fails (beta users land on main), then passes again
   curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/check/fail/service:api-beta-1
   curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/check/pass/service:api-beta-1
+  # the beta group scales in to nothing: beta users land on main, nothing fails
+  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/service/deregister/api-beta-1
   # provider health (up, last change, errors)
   curl -s http://127.0.0.1:$ADMIN_PORT/api/providers
 "

@@ -434,9 +434,16 @@ fn consul_catalog_options_are_checked_where_they_are_written() {
         "good.toml",
         "[entryPoints.web]\naddress = \":80\"\n[providers.file]\nfilename = \"d.yaml\"\n[providers.consulCatalog]\nexposedByDefault = false\nconstraints = \"Tag(`team=api`) || TagRegex(`^canary`)\"\n",
     );
-    write(&dir, "d.yaml", "http:\n  routers:\n    edge:\n      rule: Host(`e`)\n      service: api@consulcatalog\n");
+    write(
+        &dir,
+        "d.yaml",
+        "http:\n  routers:\n    edge:\n      rule: Host(`e`)\n      service: api@consulcatalog\n",
+    );
     let (code, out, err) = betaroute(&["check", "--config", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("routers of Consul's catalog at run time"), "{out}");
+    assert!(
+        out.contains("routers of Consul's catalog at run time"),
+        "{out}"
+    );
     assert!(err.contains("warning: router edge@file: service api@consulcatalog does not exist in a catalog not read yet"), "{err}");
 }

@@ -113,6 +113,15 @@ impl Registry {
         }
     }
 
+    /// A provider read its source without error and found nothing new.
+    pub fn provider_alive(&self, name: &str) {
+        let mut m = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        let h = m.entry(name.to_owned()).or_default();
+        h.up = true;
+        h.error = None;
+        h.last_success = Some(SystemTime::now());
+    }
+
     pub fn providers(&self) -> BTreeMap<String, ProviderHealth> {
         self.providers
             .lock()

@@ -92,7 +92,7 @@ impl Reloader {
                     self.layers[slot] = layer;
                     self.apply(name);
                 }
-                Update::Alive => reg.provider_report(name, Ok(())),
+                Update::Alive => reg.provider_alive(name),
                 Update::Failed(e) => self.keep(name, e),
                 Update::Unavailable(why) => {
                     eprintln!(

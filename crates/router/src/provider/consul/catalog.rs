@@ -123,6 +123,7 @@ pub async fn read_catalog(
     let services: BTreeMap<String, Option<Vec<String>>> = answer.json("/v1/catalog/services")?;
     let tag_filter = format!("{}.enable=true", opts.prefix);
     let mut out = Catalog::default();
+    let mut wanted = Vec::new();
     for (name, tags) in services {
         let tags = tags.unwrap_or_default();
         let extra = match extra_conf(&neutral_labels(&tags, &opts.prefix), opts) {
@@ -132,29 +133,50 @@ pub async fn read_catalog(
                 continue;
             }
         };
-        if !extra.enable || extra.connect || !opts.constraints.matches(&tags) {
-            continue;
+        if extra.enable && !extra.connect && opts.constraints.matches(&tags) {
+            wanted.push(name);
         }
-        out.items
-            .extend(read_service(client, opts, &name, &tag_filter).await?);
+    }
+    // One request per service, several at once: a catalog of 1,000 services is read in the
+    // time of a few dozen round trips, not a thousand.
+    let mut reads = tokio::task::JoinSet::new();
+    let mut names = wanted.into_iter();
+    loop {
+        while reads.len() < PARALLEL_READS {
+            let Some(name) = names.next() else { break };
+            let (client, prefix) = (client.clone(), opts.prefix.clone());
+            let filter = (!opts.exposed_by_default).then(|| tag_filter.clone());
+            reads.spawn(
+                async move { read_service(&client, &prefix, &name, filter.as_deref()).await },
+            );
+        }
+        match reads.join_next().await {
+            None => break,
+            Some(Ok(items)) => out.items.extend(items?),
+            Some(Err(e)) => {
+                return Err(ConsulError::Config(format!(
+                    "catalog read task failed: {e}"
+                )))
+            }
+        }
     }
     out.items.sort();
     Ok(out)
 }
 
+/// Health reads in flight at once (Consul's agent answers them from memory).
+const PARALLEL_READS: usize = 16;
+
+/// One service's instances (`tag_filter`: only those with that tag).
 async fn read_service(
     client: &ConsulClient,
-    opts: &ConsulOptions,
+    prefix: &str,
     name: &str,
-    tag_filter: &str,
+    tag_filter: Option<&str>,
 ) -> Result<Vec<Item>, ConsulError> {
     let path = format!("/v1/health/service/{}", segment(name));
-    let query: &[(&str, &str)] = if opts.exposed_by_default {
-        &[]
-    } else {
-        &[("tag", tag_filter)]
-    };
-    let answer = client.get(&path, query, None, &[]).await?;
+    let query: Vec<(&str, &str)> = tag_filter.map(|t| ("tag", t)).into_iter().collect();
+    let answer = client.get(&path, &query, None, &[]).await?;
     let entries: Option<Vec<ServiceEntry>> = answer.json(&path)?;
     let mut out = Vec::new();
     for e in entries.unwrap_or_default() {
@@ -179,7 +201,7 @@ async fn read_service(
             address,
             port: svc.port.to_string(),
             status: aggregated_status(&e.checks.unwrap_or_default()),
-            labels: neutral_labels(&tags, &opts.prefix),
+            labels: neutral_labels(&tags, prefix),
             tags,
         });
     }
