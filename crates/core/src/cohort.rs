@@ -14,12 +14,18 @@ pub const DEFAULT_HEADER: &str = "X-RiksTV-Beta";
 /// The one value that makes a request beta.
 pub const BETA_VALUE: &str = "true";
 
+/// The header the edge sets on holdback requests (value `holdback`), unless configured otherwise.
+/// Like the beta header, it is a routing header: stripped from clients, covered by the signature.
+pub const DEFAULT_COHORT_HEADER: &str = "X-BetaRoute-Cohort";
+
 /// The traffic cohort of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cohort {
     Beta = 0,
     Main = 1,
+    /// Beta-eligible users kept on main as a control group: routed as main, counted apart.
+    Holdback = 2,
 }
 
 impl Cohort {
@@ -27,6 +33,7 @@ impl Cohort {
         match self {
             Cohort::Beta => "beta",
             Cohort::Main => "main",
+            Cohort::Holdback => "holdback",
         }
     }
 
@@ -37,6 +44,25 @@ impl Cohort {
             Cohort::Beta
         } else {
             Cohort::Main
+        }
+    }
+
+    /// The cohort given the beta header's values and the cohort header's: beta as
+    /// [`Cohort::from_values`] says, else holdback when a cohort header value is exactly
+    /// `holdback`, else main.
+    pub fn of<'a, 'b>(
+        beta: impl IntoIterator<Item = &'a [u8]>,
+        cohort: impl IntoIterator<Item = &'b [u8]>,
+    ) -> Cohort {
+        match Cohort::from_values(beta) {
+            Cohort::Beta => Cohort::Beta,
+            _ if cohort
+                .into_iter()
+                .any(|v| v == crate::rollout::HOLDBACK_VALUE.as_bytes()) =>
+            {
+                Cohort::Holdback
+            }
+            _ => Cohort::Main,
         }
     }
 }

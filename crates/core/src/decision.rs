@@ -42,6 +42,18 @@ pub enum Reason {
     InvalidClaims,
     /// The verifier itself is misconfigured (e.g. unparsable keys): nobody is beta.
     ConfigError,
+    /// The rollout policy's kill switch is off (`beta: "off"`): nobody is beta.
+    KillSwitch,
+    /// The subject is in the policy's `deny` list.
+    Denied,
+    /// The subject is in the policy's `allow` list.
+    Allowed,
+    /// Beta-eligible, but in the holdback bucket: kept on main as a control group.
+    Holdback,
+    /// The subject's rollout bucket is inside the policy's `percent`.
+    RolloutBucket,
+    /// A policy rule matched; [`Decision::rule`] names it (written `rule:NAME`).
+    Rule,
 }
 
 impl Reason {
@@ -64,6 +76,12 @@ impl Reason {
             Reason::WrongAudience => "wrong_audience",
             Reason::InvalidClaims => "invalid_claims",
             Reason::ConfigError => "config_error",
+            Reason::KillSwitch => "kill_switch",
+            Reason::Denied => "denied",
+            Reason::Allowed => "allowed",
+            Reason::Holdback => "holdback",
+            Reason::RolloutBucket => "rollout_bucket",
+            Reason::Rule => "rule",
         }
     }
 }
@@ -82,6 +100,8 @@ pub struct BetaPolicy {
     pub claim: String,
     /// Header the edge sets to `true` for beta requests.
     pub header: String,
+    /// Header the edge sets to `holdback` for holdback requests.
+    pub cohort_header: String,
 }
 
 impl Default for BetaPolicy {
@@ -89,6 +109,7 @@ impl Default for BetaPolicy {
         BetaPolicy {
             claim: "beta".into(),
             header: crate::cohort::DEFAULT_HEADER.into(),
+            cohort_header: crate::cohort::DEFAULT_COHORT_HEADER.into(),
         }
     }
 }
@@ -100,17 +121,25 @@ impl BetaPolicy {
         lookup(claims, &self.claim).is_some_and(truthy)
     }
 
-    /// The decision for a verified token.
+    /// The decision for a verified token when no rollout policy is in force: the beta claim
+    /// alone decides.
     pub fn decide(&self, claims: &Map<String, Value>) -> Decision {
         if self.is_beta(claims) {
-            Decision {
-                cohort: Cohort::Beta,
-                reason: Reason::BetaClaim,
-                detail: None,
-                inject: vec![(self.header.clone(), crate::cohort::BETA_VALUE.into())],
-            }
+            Decision::beta(self, Reason::BetaClaim, None)
         } else {
             Decision::main(Reason::NoBetaClaim, None)
+        }
+    }
+
+    /// The decision for a verified token under `policy`, or the claim alone without one.
+    pub fn decide_with(
+        &self,
+        policy: Option<&crate::rollout::Policy>,
+        claims: &Map<String, Value>,
+    ) -> Decision {
+        match policy {
+            Some(p) => p.decide(claims, self),
+            None => self.decide(claims),
         }
     }
 }
@@ -136,17 +165,29 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+/// Where a subject falls in the rollout and the holdback (0 to 9,999 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Buckets {
+    pub rollout: u16,
+    pub holdback: u16,
+}
+
 /// What the edge decided for one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Serialized as `{"cohort", "reason", "detail"?, "buckets"?, "inject"}`, `reason` as its code
+/// (`rule:NAME` for a rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub cohort: Cohort,
     pub reason: Reason,
+    /// The rule that decided, for [`Reason::Rule`] (and a holdback made eligible by a rule).
+    pub rule: Option<String>,
     /// Human explanation of the reason (never the token or a secret).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Headers to add to the forwarded request.
-    #[serde(serialize_with = "inject_as_map")]
     pub inject: Vec<(String, String)>,
+    /// The subject's buckets, when a rollout policy read a subject.
+    pub buckets: Option<Buckets>,
 }
 
 impl Decision {
@@ -155,14 +196,49 @@ impl Decision {
         Decision {
             cohort: Cohort::Main,
             reason,
+            rule: None,
             detail,
             inject: Vec::new(),
+            buckets: None,
+        }
+    }
+
+    /// A beta decision: the beta header is set to `true`.
+    pub fn beta(policy: &BetaPolicy, reason: Reason, detail: Option<String>) -> Decision {
+        Decision {
+            cohort: Cohort::Beta,
+            reason,
+            rule: None,
+            detail,
+            inject: vec![(policy.header.clone(), crate::cohort::BETA_VALUE.into())],
+            buckets: None,
+        }
+    }
+
+    /// The reason as logs and reports write it: its code, `rule:NAME` for a rule.
+    pub fn reason_text(&self) -> std::borrow::Cow<'static, str> {
+        match (&self.reason, &self.rule) {
+            (Reason::Rule, Some(name)) => format!("rule:{name}").into(),
+            (r, _) => r.code().into(),
         }
     }
 }
 
-fn inject_as_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    Inject(v).serialize(s)
+impl Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("cohort", &self.cohort)?;
+        m.serialize_entry("reason", &self.reason_text())?;
+        if let Some(d) = &self.detail {
+            m.serialize_entry("detail", d)?;
+        }
+        if let Some(b) = &self.buckets {
+            m.serialize_entry("buckets", b)?;
+        }
+        m.serialize_entry("inject", &Inject(&self.inject))?;
+        m.end()
+    }
 }
 
 /// Headers to inject (name, value), serialized as an object of name to value.

@@ -11,6 +11,8 @@
 //! - [`decision`]: the beta decision as data (`Decision { cohort, reason, inject }`).
 //! - [`verdict`]: the decision with the token's `alg` and `kid`, as every report prints it.
 //! - [`headers`]: which client-sent header names count as routing headers.
+//! - [`rollout`]: the rollout policy (kill switch, sticky percentage, holdback, allow/deny,
+//!   claim rules, mapped headers) and its decision.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
 //! - [`rules`]: the Traefik v3 rule engine and the compiled route table.
 //! - [`signature`]: signed routing decisions between the edge and the origin router.
@@ -32,6 +34,7 @@ pub mod headers;
 pub mod jwk;
 pub mod jws;
 pub mod native;
+pub mod rollout;
 #[cfg(feature = "rules")]
 pub mod rules;
 pub mod signature;
@@ -41,6 +44,7 @@ pub mod verify;
 
 pub use alg::Alg;
 pub use decision::{BetaPolicy, Cohort, Decision, Reason};
+pub use rollout::{Policy, PolicyError};
 pub use headers::HeaderPolicy;
 pub use jwk::{Jwk, KeyError, KeyMaterial, KeySet};
 pub use verdict::Verdict;

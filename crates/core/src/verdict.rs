@@ -5,6 +5,7 @@
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::decision::{BetaPolicy, Decision, Inject, Reason};
+use crate::rollout::Policy;
 use crate::verify::{Rejection, Verified};
 
 /// A decision with the token's `alg` and `kid`, when they could be read.
@@ -41,8 +42,13 @@ impl Verdict {
 
     /// The beta policy's decision for a verified token.
     pub fn verified(v: &Verified, beta: &BetaPolicy) -> Verdict {
+        Verdict::verified_with(v, beta, None)
+    }
+
+    /// The decision for a verified token under a rollout policy, if one is in force.
+    pub fn verified_with(v: &Verified, beta: &BetaPolicy, policy: Option<&Policy>) -> Verdict {
         Verdict {
-            decision: beta.decide(&v.claims),
+            decision: beta.decide_with(policy, &v.claims),
             alg: Some(v.alg.name().to_owned()),
             kid: v.kid().map(str::to_owned),
         }
@@ -67,10 +73,13 @@ impl Serialize for Verdict {
         let d = &self.decision;
         let mut st = s.serialize_struct("Verdict", 6)?;
         st.serialize_field("cohort", &d.cohort)?;
-        st.serialize_field("reason", &d.reason)?;
+        st.serialize_field("reason", &d.reason_text())?;
         st.serialize_field("detail", &d.detail)?;
         st.serialize_field("alg", &self.alg)?;
         st.serialize_field("kid", &self.kid)?;
+        if let Some(b) = &d.buckets {
+            st.serialize_field("buckets", b)?;
+        }
         st.serialize_field("inject", &self.inject())?;
         st.end()
     }

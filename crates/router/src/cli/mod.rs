@@ -5,6 +5,7 @@
 mod check;
 mod error;
 mod keys;
+mod rollout;
 mod route;
 mod serve;
 mod token_mint;
@@ -41,6 +42,8 @@ enum Command {
     Check(check::Args),
     /// Run the origin router.
     Serve(serve::Args),
+    /// Show, validate and edit a rollout policy; publish it; tell where a subject falls.
+    Rollout(rollout::Args),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Route(RouteCommand::Explain(args)) => route::explain(args),
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Rollout(args) => rollout::run(args),
     };
     match result {
         Ok(code) => code,

@@ -34,6 +34,10 @@ pub struct ExplainArgs {
     /// Request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
+    /// A rollout policy: with `beta: "off"`, the beta and label headers are removed before
+    /// matching, as no edge under that policy sets them.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Absolute URL: scheme://host[:port]/path[?query]; its authority is the request host.
     url: String,
 }
@@ -132,6 +136,7 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
             args.client_ip
         ))
     })?);
+    let mut headers = Vec::new();
     for h in &args.headers {
         let (name, value) = h
             .split_once(':')
@@ -142,8 +147,22 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
                 "-H {h:?} has an invalid header name"
             )));
         }
-        req = req.header(name, value.trim_start_matches([' ', '\t']));
+        headers.push((name, value.trim_start_matches([' ', '\t'])));
     }
+    let mut beta_off = match &args.policy {
+        None => None,
+        Some(file) => {
+            let text = super::error::read_file(&file.display().to_string())?;
+            let policy = betaroute_core::Policy::parse(&text).map_err(|e| {
+                CliError::usage(format!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message))
+            })?;
+            (!policy.beta_on).then(|| format!("the rollout policy {} has beta off", file.display()))
+        }
+    };
+    let mut cohort_headers = vec![
+        betaroute_core::cohort::DEFAULT_HEADER.to_owned(),
+        betaroute_core::cohort::DEFAULT_COHORT_HEADER.to_owned(),
+    ];
     let routers: Vec<Router<String>> = if let Some(rule) = &args.rule {
         let compiled = Rule::compile(rule)
             .map_err(|e| CliError::usage(format!("invalid rule: {}\n{}", e.kind, e.caret(rule))))?;
@@ -162,6 +181,14 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
         {
             eprintln!("betaroute: {d}");
         }
+        if let Some(st) = &loaded.statics {
+            cohort_headers = vec![st.cohort_header.clone(), st.label_header.clone()];
+        }
+        if let Some(s) = loaded.routing.beta_switch.as_ref().filter(|s| !s.enabled) {
+            beta_off.get_or_insert_with(|| {
+                format!("cohorts.beta.enabled is false (provider {})", s.provider)
+            });
+        }
         loaded
             .routing
             .routers
@@ -169,6 +196,16 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
             .map(|r| Router::new(&r.name, r.rule, r.priority, r.service))
             .collect()
     };
+    let folded = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+    for (name, value) in headers {
+        if beta_off.is_some() && cohort_headers.iter().any(|c| folded(c) == folded(name)) {
+            continue;
+        }
+        req = req.header(name, value);
+    }
+    if let Some(why) = &beta_off {
+        eprintln!("betaroute: beta is off ({why}): {} removed before matching", cohort_headers.join(" and "));
+    }
     let table = Table::new(routers);
     match table.find(&req) {
         Some(r) => {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use betaroute_core::claims::ClaimsPolicy;
-use betaroute_core::{Alg, BetaPolicy, KeySet, Verdict, Verifier, VerifyPolicy};
+use betaroute_core::{Alg, BetaPolicy, KeySet, Policy, Verdict, Verifier, VerifyPolicy};
 use serde_json::json;
 
 use super::error::{read_file, CliError};
@@ -38,6 +38,13 @@ pub struct Args {
     /// Header injected for beta requests.
     #[arg(long, default_value = "X-RiksTV-Beta")]
     beta_header: String,
+    /// Header injected (value `holdback`) for holdback requests.
+    #[arg(long, default_value = "X-BetaRoute-Cohort")]
+    cohort_header: String,
+    /// A rollout policy (JSON) to decide with, as the edge does when it has one; the output
+    /// then has a `decision` (cohort, reason, detail, buckets).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<String>,
     /// The token (`-` reads it from standard input).
     token: String,
 }
@@ -92,11 +99,25 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let beta = BetaPolicy {
         claim: args.beta_claim,
         header: args.beta_header,
+        cohort_header: args.cohort_header,
+    };
+    let rollout = match &args.policy {
+        None => None,
+        Some(file) => Some(Policy::parse(&read_file(file)?).map_err(|e| {
+            CliError::usage(if e.line > 0 {
+                format!("{file}:{}:{}: {}", e.line, e.column, e.message)
+            } else {
+                format!("{file}: {}", e.message)
+            })
+        })?),
     };
     let outcome = verifier.verify_native(&token, now);
-    let verdict = Verdict::of(outcome.as_ref(), &beta);
+    let verdict = match &outcome {
+        Ok(v) => Verdict::verified_with(v, &beta, rollout.as_ref()),
+        Err(r) => Verdict::rejected(r.clone()),
+    };
     let inject = verdict.inject();
-    let out = match &outcome {
+    let mut out = match &outcome {
         Ok(v) => {
             json!({"valid": true, "error": null, "header": v.header, "claims": v.claims, "inject": inject})
         }
@@ -104,6 +125,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             json!({"valid": false, "error": r.to_string(), "header": r.header, "claims": r.claims, "inject": inject})
         }
     };
+    if rollout.is_some() {
+        out["decision"] = serde_json::to_value(&verdict.decision).unwrap_or_default();
+    }
     super::error::print_stdout(&format!("{out}\n"))?;
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS

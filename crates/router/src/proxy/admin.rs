@@ -1,4 +1,8 @@
-//! The admin entry point: Prometheus metrics, `/ping`, and Traefik's API ([`api`]).
+//! The admin entry point: Prometheus metrics, `/ping`, Traefik's API ([`api`]), and betaroute's
+//! cohort controls (`/api/cohorts`, [`cohorts`]).
+//!
+//! Reads are open, as Traefik's API is; every endpoint that changes behaviour requires the
+//! bearer token of `admin.tokenFile`, and is refused (403) when none is configured.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,16 +17,20 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::api;
+use super::cohorts;
 use super::shared::Shared;
+
+/// The largest body a write endpoint reads.
+const MAX_BODY: usize = 4096;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(shared.clone(), req));
+            let svc = service_fn(move |req| handle(shared.clone(), peer, req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -42,21 +50,26 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 
 async fn handle(
     shared: Arc<Shared>,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let state = shared.state.load_full();
-    let path = req.uri().path();
-    Ok(match path {
+    let path = req.uri().path().to_owned();
+    let beta_config = state.config.beta_switch.as_ref();
+    Ok(match path.as_str() {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            shared.registry.render(&state.servers()),
+            shared
+                .registry
+                .render(&state.servers(), shared.beta.enabled(beta_config)),
         ),
+        "/api/cohorts" | "/api/cohorts/beta" => cohorts(&shared, peer, req).await,
         "/ping" => reply(StatusCode::OK, "text/plain", "OK".into()),
         _ if path.starts_with("/api/") => {
             let providers = shared.registry.providers();
             let query = req.uri().query().unwrap_or_default();
-            match api::route(&state, &shared.api, &providers, path, query) {
+            match api::route(&state, &shared.api, &providers, &path, query) {
                 None => reply(
                     StatusCode::NOT_FOUND,
                     "text/plain; charset=utf-8",
@@ -71,6 +84,99 @@ async fn handle(
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     })
+}
+
+/// `GET /api/cohorts` (every cohort control) and `GET`, `PUT` or `DELETE /api/cohorts/beta`.
+async fn cohorts(
+    shared: &Shared,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let state = shared.state.load_full();
+    let config = state.config.beta_switch.as_ref();
+    let whole = req.uri().path() == "/api/cohorts";
+    let view = |shared: &Shared| {
+        let beta = shared.beta.view(config);
+        let body = if whole {
+            serde_json::json!({ "beta": beta })
+        } else {
+            beta
+        };
+        reply(StatusCode::OK, "application/json", format!("{body}\n"))
+    };
+    let method = req.method().clone();
+    match method {
+        Method::GET => return view(shared),
+        Method::PUT | Method::DELETE if !whole => {}
+        _ => return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new()),
+    }
+    if let Some(refused) = authorize(shared, &req) {
+        return refused;
+    }
+    let enabled = if method == Method::PUT {
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(why) => return reply(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", why),
+        };
+        match cohorts::parse_put(&body) {
+            Ok(e) => Some(e),
+            Err(why) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    format!("{why}\n"),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    shared.beta.set(enabled);
+    println!(
+        "{}",
+        serde_json::json!({"betaroute": "cohorts", "level": "warn", "cohort": "beta",
+            "override": enabled, "enabled": shared.beta.enabled(config), "by": "api",
+            "peer": peer.ip().to_string()})
+    );
+    view(shared)
+}
+
+/// `None` when the request carries the admin token; else the answer that refuses it.
+fn authorize<B>(shared: &Shared, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let Some(token) = &shared.admin_token else {
+        return Some(reply(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "403 Forbidden: write endpoints need admin.tokenFile in the static configuration\n"
+                .into(),
+        ));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if token.accepts(given) {
+        return None;
+    }
+    let mut r = reply(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        "401 Unauthorized: send Authorization: Bearer <the token in admin.tokenFile>\n".into(),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"betaroute admin\""),
+    );
+    Some(r)
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, String> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => Err(format!("the body could not be read ({e}); at most {MAX_BODY} bytes\n")),
+    }
 }
 
 fn api_reply(a: api::Answer) -> Response<Full<Bytes>> {

@@ -27,7 +27,7 @@ struct CohortMetrics {
 /// Metrics of one (entry point, router, service).
 #[derive(Debug, Default)]
 pub struct RouteMetrics {
-    cohorts: [CohortMetrics; 2],
+    cohorts: [CohortMetrics; 3],
 }
 
 impl RouteMetrics {
@@ -61,6 +61,9 @@ pub struct Registry {
     providers: Mutex<BTreeMap<String, ProviderHealth>>,
     /// Requests sent again to another server, by (service, reason). Rare: a lock is fine.
     retries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Requests whose cohort the router changed, by (entry point, cohort they had, reason).
+    /// Only while the kill switch is off: a lock is fine.
+    overrides: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
 }
 
 /// Whether a provider's source answers, for metrics and the API.
@@ -89,6 +92,13 @@ impl Registry {
     ) {
         let mut m = self.signatures.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((entry_point.to_owned(), reason.code()))
+            .or_default() += 1;
+    }
+
+    /// A request of `cohort` routed as main instead, for `reason` (`kill_switch`).
+    pub fn cohort_overridden(&self, entry_point: &str, cohort: Cohort, reason: &'static str) {
+        let mut m = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((entry_point.to_owned(), cohort.as_str(), reason))
             .or_default() += 1;
     }
 
@@ -148,7 +158,7 @@ impl Registry {
     }
 
     /// Prometheus text exposition (version 0.0.4).
-    pub fn render(&self, servers: &[(String, String, bool)]) -> String {
+    pub fn render(&self, servers: &[(String, String, bool)], beta_enabled: bool) -> String {
         let mut out = String::with_capacity(4096);
         let routes = self
             .routes
@@ -162,7 +172,25 @@ impl Registry {
         self.render_reloads(&mut out);
         self.render_providers(&mut out);
         self.render_retries(&mut out);
+        self.render_cohorts(&mut out, beta_enabled);
         out
+    }
+
+    fn render_cohorts(&self, out: &mut String, beta_enabled: bool) {
+        let _ = writeln!(
+            out,
+            "# HELP betaroute_beta_enabled Whether beta routing is on (1) or the kill switch is off (0).\n# TYPE betaroute_beta_enabled gauge\nbetaroute_beta_enabled {}",
+            u8::from(beta_enabled)
+        );
+        out.push_str("# HELP betaroute_cohort_overrides_total Requests the router routed as main instead of their cohort, by reason.\n# TYPE betaroute_cohort_overrides_total counter\n");
+        let m = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+        for ((ep, cohort, reason), n) in m.iter() {
+            let _ = writeln!(
+                out,
+                "betaroute_cohort_overrides_total{{entrypoint=\"{}\",cohort=\"{cohort}\",reason=\"{reason}\"}} {n}",
+                esc(ep)
+            );
+        }
     }
 
     fn render_providers(&self, out: &mut String) {
@@ -261,7 +289,7 @@ fn labels(ep: &str, router: &str, service: &str, cohort: Cohort) -> String {
 fn render_requests(out: &mut String, routes: &Routes) {
     out.push_str("# HELP betaroute_requests_total Requests by entry point, router, service, cohort and status class.\n# TYPE betaroute_requests_total counter\n");
     for ((ep, router, service), m) in routes {
-        for cohort in [Cohort::Beta, Cohort::Main] {
+        for cohort in [Cohort::Beta, Cohort::Main, Cohort::Holdback] {
             let c = &m.cohorts[cohort as usize];
             for (i, code) in c.codes.iter().enumerate() {
                 let n = code.load(Ordering::Relaxed);
@@ -282,7 +310,7 @@ fn render_requests(out: &mut String, routes: &Routes) {
 fn render_durations(out: &mut String, routes: &Routes) {
     out.push_str("# HELP betaroute_request_duration_seconds Time to the response headers, by router, service and cohort.\n# TYPE betaroute_request_duration_seconds histogram\n");
     for ((ep, router, service), m) in routes {
-        for cohort in [Cohort::Beta, Cohort::Main] {
+        for cohort in [Cohort::Beta, Cohort::Main, Cohort::Holdback] {
             let c = &m.cohorts[cohort as usize];
             let count = c.count.load(Ordering::Relaxed);
             if count == 0 {

@@ -13,6 +13,7 @@ mod access_log;
 mod admin;
 mod api;
 mod balancer;
+mod cohorts;
 pub mod error;
 mod health;
 mod metrics;
@@ -148,6 +149,8 @@ async fn serve(
         response_header_timeout: st.timeouts.response_header,
         in_flight: std::sync::atomic::AtomicUsize::new(0),
         retry_budget: Default::default(),
+        beta: Default::default(),
+        admin_token: st.admin_token.clone(),
         api: api::ApiInfo {
             entry_points: st
                 .entry_points

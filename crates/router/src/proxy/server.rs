@@ -26,15 +26,13 @@ use crate::config::static_config::{EntryPoint, StaticConfig};
 pub type Bound = Vec<(Arc<EntryPointCtx>, Duration, Vec<std::net::TcpListener>)>;
 
 pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, ProxyError> {
-    let cohort_header = http::HeaderName::from_bytes(
-        st.cohort_header.to_ascii_lowercase().as_bytes(),
-    )
-    .map_err(|_| {
-        ProxyError::Runtime(format!(
-            "cohort header {:?} is not a header name",
-            st.cohort_header
-        ))
-    })?;
+    let header = |name: &str| {
+        http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            ProxyError::Runtime(format!("cohort header {name:?} is not a header name"))
+        })
+    };
+    let cohort_header = header(&st.cohort_header)?;
+    let label_header = header(&st.label_header)?;
     let mut out = Vec::new();
     for ep in &st.entry_points {
         let socks = bind_reuseport(ep, threads)?;
@@ -48,6 +46,7 @@ pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, Pro
             forwarded: ep.forwarded.clone(),
             routing: ep.routing.clone(),
             cohort_header: cohort_header.clone(),
+            label_header: label_header.clone(),
         });
         out.push((
             ctx,

@@ -13,7 +13,7 @@ use http::header::{HeaderName, HeaderValue};
 use super::access_log::AccessLog;
 use super::metrics::Registry;
 use super::state::State;
-use crate::config::static_config::{Forwarded, RoutingTrust};
+use crate::config::static_config::{AdminToken, Forwarded, RoutingTrust};
 
 pub struct Shared {
     pub state: ArcSwap<State>,
@@ -26,6 +26,10 @@ pub struct Shared {
     pub retry_budget: super::request::upstream::RetryBudget,
     /// What the API shows beyond the routing state.
     pub api: super::api::ApiInfo,
+    /// The beta kill switch's override on this replica (the admin API sets it).
+    pub beta: super::cohorts::BetaControl,
+    /// The bearer token the admin API's write endpoints require; none: they are refused.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -51,6 +55,8 @@ pub struct EntryPointCtx {
     pub routing: RoutingTrust,
     /// The header whose value decides the cohort (lowercase; the static `cohort.header`).
     pub cohort_header: HeaderName,
+    /// The header the edge labels holdback requests with (`cohort.labelHeader`).
+    pub label_header: HeaderName,
 }
 
 /// A connection's peer address, as text and as a header value: computed once per connection,

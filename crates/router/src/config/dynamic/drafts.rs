@@ -51,6 +51,8 @@ pub struct Part {
     pub routers: Vec<RouterDraft>,
     pub services: Vec<ServiceDraft>,
     pub middlewares: Vec<MiddlewareDraft>,
+    /// `cohorts.beta.enabled`, when the file sets it.
+    pub beta_enabled: Option<bool>,
 }
 
 /// What every defined object has: a name, unique across files, and where it is written.

@@ -71,6 +71,18 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
             ],
         );
     }
-    top.finish(cx, &["http", "tcp", "udp", "tls"]);
+    if let Some(mut cohorts) = top.obj(cx, "cohorts") {
+        part.beta_enabled = read_cohorts(cx, &mut cohorts);
+        cohorts.finish(cx, &["beta"]);
+    }
+    top.finish(cx, &["http", "tcp", "udp", "tls", "cohorts"]);
     part
+}
+
+/// betaroute's `cohorts` section: `cohorts.beta.enabled`, the router's beta kill switch.
+fn read_cohorts(cx: &mut Cx, cohorts: &mut Obj) -> Option<bool> {
+    let mut beta = cohorts.obj(cx, "beta")?;
+    let enabled = beta.boolean(cx, "enabled");
+    beta.finish(cx, &["enabled"]);
+    enabled
 }

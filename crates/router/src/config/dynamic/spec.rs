@@ -78,6 +78,15 @@ pub struct RoutingConfig {
     pub middlewares: BTreeMap<String, String>,
     /// Refusals and warnings (errors make the load fail instead).
     pub diagnostics: Vec<Diagnostic>,
+    /// `cohorts.beta.enabled`, when a provider sets it (unset: beta is on).
+    pub beta_switch: Option<BetaSwitch>,
+}
+
+/// The beta kill switch as the dynamic configuration sets it, and which provider set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BetaSwitch {
+    pub enabled: bool,
+    pub provider: String,
 }
 
 impl RoutingConfig {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::drafts::{MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft};
-use super::spec::{RouterSpec, RoutingConfig, ServiceSpec};
+use super::spec::{BetaSwitch, RouterSpec, RoutingConfig, ServiceSpec};
 use crate::config::error::ConfigErrors;
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
@@ -46,6 +46,8 @@ pub struct Layer {
     middlewares: BTreeMap<String, (usize, MiddlewareDraft)>,
     /// Refusals and warnings found reading and validating this provider.
     diagnostics: Vec<Diagnostic>,
+    /// `cohorts.beta.enabled` as this provider sets it (off wins over on among its files).
+    beta_enabled: Option<bool>,
 }
 
 impl Layer {
@@ -58,6 +60,7 @@ impl Layer {
             services: BTreeMap::new(),
             middlewares: BTreeMap::new(),
             diagnostics: Vec::new(),
+            beta_enabled: None,
         }
     }
 
@@ -127,6 +130,10 @@ pub fn layer(
         drafts.push(part);
     }
     for (i, part) in drafts.into_iter().enumerate() {
+        out.beta_enabled = match (out.beta_enabled, part.beta_enabled) {
+            (Some(a), Some(b)) => Some(a && b),
+            (a, b) => a.or(b),
+        };
         for s in part.services {
             add_unique(&mut out.services, "service", &out.sources, i, s, &mut d);
         }
@@ -410,6 +417,17 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
         .flat_map(|l| l.diagnostics.iter().cloned())
         .chain(own.iter().cloned())
         .collect();
+    // The kill switch: any provider turning beta off turns it off (the safe side wins).
+    for l in layers {
+        if let Some(enabled) = l.beta_enabled {
+            if out.beta_switch.as_ref().is_none_or(|s| s.enabled) {
+                out.beta_switch = Some(BetaSwitch {
+                    enabled,
+                    provider: l.provider.clone(),
+                });
+            }
+        }
+    }
     (out, own)
 }
 

@@ -14,7 +14,7 @@ use crate::config::source::Entry;
 pub fn entry_point(
     cx: &mut Cx,
     e: &Entry,
-    cohort_header: &str,
+    cohort_headers: &[&str],
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> Option<EntryPoint> {
     let name = &e.key;
@@ -53,8 +53,8 @@ pub fn entry_point(
         .obj(cx, "forwardedHeaders")
         .map_or_else(Forwarded::default, |fh| forwarded_headers(cx, fh, name));
     let routing = match o.obj(cx, "routingHeaders") {
-        None => RoutingTrust::new(cohort_header),
-        Some(rh) => routing_trust(cx, rh, name, cohort_header, resolve),
+        None => RoutingTrust::new(cohort_headers),
+        Some(rh) => routing_trust(cx, rh, name, cohort_headers, resolve),
     };
     refuse_unsupported(cx, &mut o, name);
     // Each worker thread binds its own socket with SO_REUSEPORT anyway.
@@ -157,15 +157,23 @@ fn routing_trust(
     cx: &mut Cx,
     mut rh: Obj,
     ep: &str,
-    cohort_header: &str,
+    cohort_headers: &[&str],
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> RoutingTrust {
-    let mut t = RoutingTrust::new(cohort_header);
+    let mut t = RoutingTrust::new(cohort_headers);
     if let Some(names) = rh.strings(cx, "names") {
         t.names = names
             .into_iter()
             .map(|(n, _)| n.to_ascii_lowercase())
             .collect();
+        // The label header is always a routing header: a holdback label a client could forge
+        // would skew the comparison of beta with its control group.
+        if let Some(label) = cohort_headers.get(1) {
+            let label = label.to_ascii_lowercase();
+            if !t.names.contains(&label) {
+                t.names.push(label);
+            }
+        }
     }
     if let Some(h) = rh.string(cx, "signatureHeader") {
         t.signature_header = h.to_ascii_lowercase();

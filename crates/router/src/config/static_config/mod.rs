@@ -37,6 +37,10 @@ pub struct StaticConfig {
     pub timeouts: Timeouts,
     /// The header whose value puts a request in the beta cohort (`cohort.header`).
     pub cohort_header: String,
+    /// The header the edge labels holdback requests with (`cohort.labelHeader`).
+    pub label_header: String,
+    /// The bearer token the admin API's write endpoints require (`admin.tokenFile`), if any.
+    pub admin_token: Option<AdminToken>,
     /// Warnings (refusals and errors stop the load).
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -76,9 +80,10 @@ pub struct RoutingTrust {
 }
 
 impl RoutingTrust {
-    /// Trust every routing header, the cohort header being the one routing header.
-    pub fn new(cohort_header: &str) -> RoutingTrust {
-        let names = vec![cohort_header.to_ascii_lowercase()];
+    /// Trust every routing header, the cohort headers (the beta header and the label header)
+    /// being the routing headers.
+    pub fn new(cohort_headers: &[&str]) -> RoutingTrust {
+        let names: Vec<String> = cohort_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
         let signature_header = signature::DEFAULT_HEADER.to_ascii_lowercase();
         RoutingTrust {
             mode: TrustMode::Any,
@@ -96,7 +101,10 @@ impl RoutingTrust {
 
 impl Default for RoutingTrust {
     fn default() -> Self {
-        RoutingTrust::new(betaroute_core::cohort::DEFAULT_HEADER)
+        RoutingTrust::new(&[
+            betaroute_core::cohort::DEFAULT_HEADER,
+            betaroute_core::cohort::DEFAULT_COHORT_HEADER,
+        ])
     }
 }
 
@@ -235,26 +243,39 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
             base.join(p)
         }
     };
-    let cohort_header = match top.obj(cx, "cohort") {
-        None => betaroute_core::cohort::DEFAULT_HEADER.to_owned(),
+    let (cohort_header, label_header) = match top.obj(cx, "cohort") {
+        None => (
+            betaroute_core::cohort::DEFAULT_HEADER.to_owned(),
+            betaroute_core::cohort::DEFAULT_COHORT_HEADER.to_owned(),
+        ),
         Some(mut c) => {
-            let h = c.get(cx, "header").and_then(|n| {
-                let h = super::read::string(cx, n, &c.child("header"))?;
-                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                    cx.error(n.at, format!("cohort: header {h:?} is not a header name"));
-                    return None;
-                }
-                Some(h)
-            });
-            c.finish(cx, &["header"]);
-            h.unwrap_or_else(|| betaroute_core::cohort::DEFAULT_HEADER.to_owned())
+            let name = |cx: &mut Cx, c: &mut Obj, key: &str, default: &str| {
+                let h = c.get(cx, key).and_then(|n| {
+                    let h = super::read::string(cx, n, &c.child(key))?;
+                    if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                        cx.error(n.at, format!("cohort: {key} {h:?} is not a header name"));
+                        return None;
+                    }
+                    Some(h)
+                });
+                h.unwrap_or_else(|| default.to_owned())
+            };
+            let beta = name(cx, &mut c, "header", betaroute_core::cohort::DEFAULT_HEADER);
+            let label = name(
+                cx,
+                &mut c,
+                "labelHeader",
+                betaroute_core::cohort::DEFAULT_COHORT_HEADER,
+            );
+            c.finish(cx, &["header", "labelHeader"]);
+            (beta, label)
         }
     };
     let mut entry_points = Vec::new();
     match top.obj(cx, "entryPoints") {
         Some(mut eps) => {
             for e in eps.named() {
-                if let Some(ep) = entry_point(cx, e, &cohort_header, &resolve) {
+                if let Some(ep) = entry_point(cx, e, &[&cohort_header, &label_header], &resolve) {
                     entry_points.push(ep);
                 }
             }
@@ -267,6 +288,7 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
     if entry_points.is_empty() && !cx.has_errors() {
         cx.error(top.at_key("entryPoints"), "no entry point defined");
     }
+    let mut admin_token = None;
     let admin = top.obj(cx, "admin").and_then(|mut a| {
         let addr = a.get(cx, "address").and_then(|n| {
             let s = super::read::string(cx, n, "admin: address")?;
@@ -277,7 +299,15 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
             }
             Some(l)
         });
-        a.finish(cx, &["address"]);
+        if let Some(n) = a.get(cx, "tokenFile") {
+            if let Some(file) = super::read::string(cx, n, "admin: tokenFile") {
+                match AdminToken::read(&resolve(&file)) {
+                    Ok(t) => admin_token = Some(t),
+                    Err(e) => cx.error(n.at, format!("admin: tokenFile: {e}")),
+                }
+            }
+        }
+        a.finish(cx, &["address", "tokenFile"]);
         addr
     });
     let sections::Providers {
@@ -291,7 +321,7 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         top.get(cx, "http");
         dynamic_files.insert(0, path.to_owned());
     }
-    for key in ["tcp", "udp", "tls"] {
+    for key in ["tcp", "udp", "tls", "cohorts"] {
         if top.entry(key).is_some() {
             top.get(cx, key);
             dynamic_files.insert(0, path.to_owned());
@@ -322,6 +352,65 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         access_log,
         timeouts,
         cohort_header,
+        label_header,
+        admin_token,
         diagnostics: Vec::new(),
     })
+}
+
+/// The admin API's bearer token: never printed (its `Debug` is masked), compared in constant
+/// time.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+/// The shortest admin token accepted: 16 bytes, so it cannot be guessed online.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+impl AdminToken {
+    /// The token in `path`: the file's text without surrounding whitespace.
+    pub fn read(path: &Path) -> Result<AdminToken, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        AdminToken::new(text.trim()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn new(token: &str) -> Result<AdminToken, String> {
+        if token.len() < MIN_ADMIN_TOKEN {
+            return Err(format!(
+                "the token has {} bytes; at least {MIN_ADMIN_TOKEN} are required",
+                token.len()
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the token must be printable ASCII without spaces".into());
+        }
+        Ok(AdminToken(token.to_owned()))
+    }
+
+    /// Whether an `Authorization` header value carries this token as a bearer credential;
+    /// constant time in the token's bytes.
+    pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        let Some(given) = value
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case(b"bearer "))
+            .map(|_| value[7..].trim_ascii())
+        else {
+            return false;
+        };
+        let want = self.0.as_bytes();
+        // Every byte is compared whatever the lengths, so timing reveals neither.
+        let mut diff = u8::from(given.len() != want.len());
+        for (i, w) in want.iter().enumerate() {
+            diff |= w ^ given.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
 }

@@ -1,7 +1,8 @@
 //! One request through the proxy, as named phases over one per-request context, in order:
 //!
 //! 1. **admit**: count it in flight, apply the entry point's trust in routing headers, decide
-//!    the cohort (after the trust check, so a forged header never counts as beta);
+//!    the cohort (after the trust check, so a forged header never counts as beta), and apply
+//!    the beta kill switch (beta and holdback become main before matching);
 //! 2. **route**: the entry point's table picks a router (404 when none matches);
 //! 3. **filter**: what a router does before forwarding; today it answers 503 for a router whose
 //!    configuration is refused, and middlewares will run here;
@@ -60,7 +61,7 @@ pub async fn handle(
     let _in_flight = InFlight::enter(&shared.in_flight);
     let state = shared.state.load_full();
     let (mut parts, body) = req.into_parts();
-    let mut ctx = admit(&shared, &ep, &peer, &mut parts);
+    let mut ctx = admit(&shared, &state, &ep, &peer, &mut parts);
     ctx.target = route::find(
         &state,
         &ep.name,
@@ -94,7 +95,13 @@ pub async fn handle(
 }
 
 /// Admission: routing-header trust, then the cohort and the host to route on.
-fn admit(shared: &Shared, ep: &EntryPointCtx, peer: &PeerIp, parts: &mut Parts) -> Ctx {
+fn admit(
+    shared: &Shared,
+    state: &State,
+    ep: &EntryPointCtx,
+    peer: &PeerIp,
+    parts: &mut Parts,
+) -> Ctx {
     let started = Instant::now();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -106,13 +113,26 @@ fn admit(shared: &Shared, ep: &EntryPointCtx, peer: &PeerIp, parts: &mut Parts) 
     let forwarded_host = (trusted_peer && ep.forwarded.use_forwarded_host)
         .then(|| route::forwarded_host(parts))
         .flatten();
-    let cohort = Cohort::from_values(
+    let mut cohort = Cohort::of(
         parts
             .headers
             .get_all(&ep.cohort_header)
             .iter()
             .map(HeaderValue::as_bytes),
+        parts
+            .headers
+            .get_all(&ep.label_header)
+            .iter()
+            .map(HeaderValue::as_bytes),
     );
+    if cohort != Cohort::Main && !shared.beta.enabled(state.config.beta_switch.as_ref()) {
+        // The kill switch: nobody is beta. The headers go before matching, so beta rules
+        // cannot match; holdback, a control group of a beta that is off, is main too.
+        parts.headers.remove(&ep.cohort_header);
+        parts.headers.remove(&ep.label_header);
+        shared.registry.cohort_overridden(&ep.name, cohort, "kill_switch");
+        cohort = Cohort::Main;
+    }
     Ctx {
         started,
         cohort,

@@ -93,7 +93,7 @@ mod tests {
     }
 
     fn trust(mode: TrustMode) -> RoutingTrust {
-        let mut t = RoutingTrust::new("X-RiksTV-Beta");
+        let mut t = RoutingTrust::new(&["X-RiksTV-Beta"]);
         t.mode = mode;
         t.keys = vec![RoutingKey::new("k1", vec![7; 32]).unwrap()];
         t
