@@ -6,12 +6,12 @@
 
 use betaroute_core::claims::ClaimsPolicy;
 use betaroute_core::signature::{self, RoutingKey};
-use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Verifier, VerifyPolicy};
+use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Policy, Verifier, VerifyPolicy};
 
-use crate::error::{ConfigProblem, EdgeError};
+use crate::error::{ConfigProblem, EdgeError, PolicyProblem};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 21] = [
+pub const VAR_NAMES: [&str; 25] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -33,7 +33,18 @@ pub const VAR_NAMES: [&str; 21] = [
     "JWKS_REFRESH_INTERVAL_SECONDS",
     "JWKS_FETCH_TIMEOUT_MS",
     "LOG_REQUESTS",
+    "ROLLOUT_POLICY",
+    "POLICY_CACHE_SECONDS",
+    "TOKEN_QUERY_PARAM",
+    "COHORT_HEADER",
 ];
+
+/// The Workers KV binding whose key [`POLICY_KEY`] holds the rollout policy.
+pub const POLICY_BINDING: &str = "BETAROUTE_POLICY";
+pub const POLICY_KEY: &str = "policy";
+/// Where [`EdgeConfig::policy_problem`] texts say a policy came from.
+pub const INLINE_SOURCE: &str = "ROLLOUT_POLICY";
+pub const KV_SOURCE: &str = "KV BETAROUTE_POLICY/policy";
 
 /// Where remote keys come from and how long they are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +117,12 @@ pub struct EdgeConfig {
     pub signer: Option<RoutingKey>,
     pub signature_header: String,
     pub token_cookie: Option<String>,
+    /// Query parameter a token may come in (`TOKEN_QUERY_PARAM`), for WebSocket clients.
+    pub token_param: Option<String>,
+    /// The rollout policy of `ROLLOUT_POLICY`, when it is set and valid. A KV policy wins.
+    pub inline_policy: Option<std::rc::Rc<Policy>>,
+    /// How long a policy read from KV is used before KV is read again, in milliseconds.
+    pub policy_cache_ms: f64,
     /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
     pub prefix: String,
     /// One JSON log line per request (default on; configuration problems are always logged).
@@ -126,8 +143,14 @@ impl EdgeConfig {
         let beta = BetaPolicy {
             claim: vars.get("BETA_CLAIM").unwrap_or("beta").to_owned(),
             header: read_header_name(vars, "BETA_HEADER", "X-RiksTV-Beta", &mut problems),
+            cohort_header: read_header_name(
+                vars,
+                "COHORT_HEADER",
+                betaroute_core::cohort::DEFAULT_COHORT_HEADER,
+                &mut problems,
+            ),
         };
-        let mut routing_names = vec![beta.header.clone()];
+        let mut routing_names = vec![beta.header.clone(), beta.cohort_header.clone()];
         routing_names.extend(
             list(vars.get("ROUTING_HEADERS"))
                 .filter(|h| is_token(h))
@@ -145,7 +168,7 @@ impl EdgeConfig {
         let jwks = read_jwks(vars, &mut problems);
         let verifier = read_verifier(vars, claims, jwks.is_some(), &mut problems);
         let prefix = read_prefix(vars, &mut problems);
-        EdgeConfig {
+        let mut cfg = EdgeConfig {
             origin,
             verifier,
             jwks,
@@ -156,10 +179,66 @@ impl EdgeConfig {
             signer,
             signature_header,
             token_cookie: vars.get("TOKEN_COOKIE").map(str::to_owned),
+            token_param: vars.get("TOKEN_QUERY_PARAM").map(str::to_owned),
+            inline_policy: None,
+            policy_cache_ms: 0.0,
             log_requests: !matches!(vars.get("LOG_REQUESTS"), Some("false" | "0" | "no")),
             prefix,
-            problems,
+            problems: Vec::new(),
+        };
+        cfg.policy_cache_ms = read_cache_seconds(vars, &mut problems) as f64 * 1000.0;
+        if let Some(text) = vars.get("ROLLOUT_POLICY") {
+            match cfg.policy_from(INLINE_SOURCE, text) {
+                Ok(p) => cfg.inline_policy = Some(std::rc::Rc::new(p)),
+                Err(EdgeError::Policy(PolicyProblem::Invalid { message, .. })) => note(
+                    &mut problems,
+                    "ROLLOUT_POLICY",
+                    ConfigProblem::Policy { message },
+                ),
+                Err(e) => problems.push(e.to_string()),
+            }
         }
+        cfg.problems = problems;
+        cfg
+    }
+
+    /// A policy read from `source`, valid for this configuration: its mapped headers must not
+    /// be headers the edge sets itself.
+    pub fn policy_from(&self, source: &'static str, text: &str) -> Result<Policy, EdgeError> {
+        let policy = Policy::parse(text).map_err(|e| PolicyProblem::Invalid {
+            source,
+            message: e.to_string(),
+        })?;
+        let own = HeaderPolicy::new([
+            &self.beta.header,
+            &self.beta.cohort_header,
+            &self.signature_header,
+        ]);
+        if let Some(h) = policy.header_names().find(|h| own.is_routing_header(h)) {
+            let header = h.to_owned();
+            return Err(PolicyProblem::ReservedHeader { source, header }.into());
+        }
+        Ok(policy)
+    }
+}
+
+/// `POLICY_CACHE_SECONDS`: how long a KV policy is used before KV is read again (default 5).
+fn read_cache_seconds(vars: &Vars, problems: &mut Vec<String>) -> u64 {
+    const DEFAULT: u64 = 5;
+    match vars.get("POLICY_CACHE_SECONDS") {
+        None => DEFAULT,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            let value = v.to_owned();
+            note(
+                problems,
+                "POLICY_CACHE_SECONDS",
+                ConfigProblem::NotSeconds {
+                    value,
+                    default: DEFAULT,
+                },
+            );
+            DEFAULT
+        }),
     }
 }
 

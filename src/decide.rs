@@ -16,7 +16,20 @@ use worker::console_error;
 
 use crate::config::EdgeConfig;
 use crate::error::{CryptoOp, EdgeError};
+use crate::rollout::Active;
 use crate::{jwks, webcrypto};
+
+/// The rollout policy a decision is made under, if any.
+pub type InForce<'a> = Option<&'a Rc<Active>>;
+
+fn policy_of(p: InForce<'_>) -> Option<&betaroute_core::Policy> {
+    p.map(|a| &*a.policy)
+}
+
+/// Rule patterns matched with the runtime's `RegExp` objects of the policy in force.
+fn matcher(p: InForce<'_>) -> impl Fn(usize, &str) -> bool + '_ {
+    move |i, text| p.is_some_and(|a| a.regex_matches(i, text))
+}
 
 /// How far a decision gets without awaiting anything.
 pub enum Now {
@@ -34,6 +47,7 @@ pub struct Verifying {
     verifier: Rc<Verifier>,
     pending: Pending,
     index: usize,
+    policy: Option<Rc<Active>>,
 }
 
 impl Verifying {
@@ -50,13 +64,20 @@ impl Verifying {
             &self.verifier,
             self.pending,
             verified.then_some(self.index),
+            self.policy.as_ref(),
         )
     }
 }
 
 /// Decides what can be decided at once.
-pub fn now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now {
-    let token = match token_of(headers, cfg) {
+pub fn now(
+    headers: &web_sys::Headers,
+    url: &str,
+    cfg: &EdgeConfig,
+    policy: InForce<'_>,
+    generation: u64,
+) -> Now {
+    let token = match token_of(headers, url, cfg) {
         Ok(t) => t,
         Err(verdict) => return Now::Decided(verdict),
     };
@@ -72,10 +93,10 @@ pub fn now(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Now
         Ok(p) => p,
     };
     if pending.alg.family() == Family::Hmac {
-        return Now::Decided(natively(cfg, verifier, pending));
+        return Now::Decided(natively(cfg, verifier, pending, policy));
     }
     match pending.candidates.as_slice() {
-        &[index] => start_cached(cfg, verifier, pending, index, generation),
+        &[index] => start_cached(cfg, verifier, pending, index, policy, generation),
         _ => Now::Later,
     }
 }
@@ -86,6 +107,7 @@ fn start_cached(
     verifier: &Rc<Verifier>,
     pending: Pending,
     index: usize,
+    policy: InForce<'_>,
     generation: u64,
 ) -> Now {
     let started = webcrypto::start_cached(
@@ -104,19 +126,26 @@ fn start_cached(
                 verifier: verifier.clone(),
                 pending,
                 index,
+                policy: policy.cloned(),
             },
         ),
-        Some(Ok(None)) => Now::Decided(conclude(cfg, verifier, pending, None)),
+        Some(Ok(None)) => Now::Decided(conclude(cfg, verifier, pending, None, policy)),
         Some(Err(e)) => {
             log_key_error(verifier, index, &e);
-            Now::Decided(conclude(cfg, verifier, pending, None))
+            Now::Decided(conclude(cfg, verifier, pending, None, policy))
         }
     }
 }
 
 /// The decision, awaiting what must be: remote keys, key imports, several WebCrypto checks.
-pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64) -> Verdict {
-    let token = match token_of(headers, cfg) {
+pub async fn later(
+    headers: &web_sys::Headers,
+    url: &str,
+    cfg: &EdgeConfig,
+    policy: InForce<'_>,
+    generation: u64,
+) -> Verdict {
+    let token = match token_of(headers, url, cfg) {
         Ok(t) => t,
         Err(verdict) => return verdict,
     };
@@ -135,11 +164,11 @@ pub async fn later(headers: &web_sys::Headers, cfg: &EdgeConfig, generation: u64
     };
     match verifier.begin(token) {
         Err(r) if r.reason == Reason::UnknownKid && cfg.jwks.is_some() => {
-            rotated(cfg, base, token, generation, remote, r).await
+            rotated(cfg, base, token, generation, remote, r, policy).await
         }
         pending => {
             let keys = webcrypto::key_generation(generation, remote);
-            finish_with(cfg, &verifier, keys, pending).await
+            finish_with(cfg, &verifier, keys, pending, policy).await
         }
     }
 }
@@ -153,13 +182,14 @@ async fn rotated(
     generation: u64,
     remote: u64,
     rejection: Rejection,
+    policy: InForce<'_>,
 ) -> Verdict {
     let settings = cfg.jwks.as_ref().expect("only called with remote keys");
     match jwks::verifier(base, settings, generation, true).await {
         Ok((fresh, fresh_remote)) if fresh_remote != remote => {
             let retry = fresh.begin(token);
             let keys = webcrypto::key_generation(generation, fresh_remote);
-            finish_with(cfg, &fresh, keys, retry).await
+            finish_with(cfg, &fresh, keys, retry, policy).await
         }
         _ => Verdict::rejected(rejection),
     }
@@ -171,24 +201,30 @@ async fn finish_with(
     verifier: &Verifier,
     generation: u64,
     pending: Result<Pending, Rejection>,
+    policy: InForce<'_>,
 ) -> Verdict {
     let pending = match pending {
         Ok(p) => p,
         Err(r) => return Verdict::rejected(r),
     };
     if pending.alg.family() == Family::Hmac {
-        return natively(cfg, verifier, pending);
+        return natively(cfg, verifier, pending, policy);
     }
     let verified_by = with_webcrypto(verifier, &pending, generation).await;
-    conclude(cfg, verifier, pending, verified_by)
+    conclude(cfg, verifier, pending, verified_by, policy)
 }
 
 /// HMAC in Rust costs a few microseconds in wasm: no need for a round trip to WebCrypto. Core's
 /// candidate check, the same as the native CLI's; HMAC is always available to it, also in this
 /// build without core's `native-crypto` (`native::available`), so its `Err` is not reached here.
-fn natively(cfg: &EdgeConfig, verifier: &Verifier, pending: Pending) -> Verdict {
+fn natively(
+    cfg: &EdgeConfig,
+    verifier: &Verifier,
+    pending: Pending,
+    policy: InForce<'_>,
+) -> Verdict {
     match verifier.check_candidates_native(&pending) {
-        Ok(verified_by) => conclude(cfg, verifier, pending, verified_by),
+        Ok(verified_by) => conclude(cfg, verifier, pending, verified_by, policy),
         Err(r) => Verdict::rejected(r),
     }
 }
@@ -224,26 +260,38 @@ fn conclude(
     verifier: &Verifier,
     pending: Pending,
     verified_by: Option<usize>,
+    policy: InForce<'_>,
 ) -> Verdict {
     let now = js_sys::Date::now() / 1000.0;
     match verifier.finish(pending, verified_by, now) {
-        Ok(v) => Verdict::verified(&v, &cfg.beta),
+        Ok(v) => Verdict::verified_with(&v, &cfg.beta, policy_of(policy), &matcher(policy)),
         Err(r) => Verdict::rejected(r),
     }
 }
 
 /// The token the request carries, or the verdict when there is none to check.
-fn token_of(headers: &web_sys::Headers, cfg: &EdgeConfig) -> Result<String, Verdict> {
+fn token_of(headers: &web_sys::Headers, url: &str, cfg: &EdgeConfig) -> Result<String, Verdict> {
     let authorization = headers.get("authorization").ok().flatten();
-    let cookie = headers.get("cookie").ok().flatten();
-    match source::find(
+    let cookie = cfg
+        .token_cookie
+        .as_ref()
+        .and_then(|_| headers.get("cookie").ok().flatten());
+    let query = cfg
+        .token_param
+        .as_ref()
+        .and_then(|_| crate::url::split_url(url).2.split_once('?'))
+        .map(|(_, q)| q);
+    match source::find_any(
         authorization.as_deref(),
         cookie.as_deref(),
         cfg.token_cookie.as_deref(),
+        query,
+        cfg.token_param.as_deref(),
     ) {
         Found::None => Err(Verdict::main(Reason::NoToken, "no token in the request")),
         Found::Ambiguous(why) => Err(Verdict::main(Reason::Malformed, why)),
         Found::Token(t) => Ok(t.to_owned()),
+        Found::Owned(t) => Ok(t),
     }
 }
 

@@ -30,6 +30,9 @@ pub enum EdgeError {
     Jwks(JwksProblem),
     /// The origin fetch could not be started or failed.
     Upstream(UpstreamProblem),
+    /// A rollout policy (from `ROLLOUT_POLICY` or the KV namespace) that cannot be used: the
+    /// last good one stays in force.
+    Policy(PolicyProblem),
     /// The headers for the origin could not be prepared.
     Header {
         action: HeaderAction,
@@ -69,6 +72,26 @@ pub enum ConfigProblem {
     NoKeys,
     /// The prefix would be `/`, shadowing the origin; the default is used.
     ShadowsOrigin,
+    /// The inline rollout policy cannot be used (core's located description).
+    Policy { message: String },
+}
+
+/// Why a rollout policy is not in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyProblem {
+    /// The policy text is not a valid policy (core's located description).
+    Invalid {
+        source: &'static str,
+        message: String,
+    },
+    /// A mapped header is one the edge sets itself (the beta, label or signature header).
+    ReservedHeader {
+        source: &'static str,
+        header: String,
+    },
+    /// Reading the KV namespace failed (what the runtime said).
+    KvFailed { message: String },
 }
 
 /// How a WebCrypto call failed.
@@ -152,6 +175,12 @@ impl From<JwksProblem> for EdgeError {
     }
 }
 
+impl From<PolicyProblem> for EdgeError {
+    fn from(p: PolicyProblem) -> EdgeError {
+        EdgeError::Policy(p)
+    }
+}
+
 impl From<UpstreamProblem> for EdgeError {
     fn from(p: UpstreamProblem) -> EdgeError {
         EdgeError::Upstream(p)
@@ -165,6 +194,7 @@ impl fmt::Display for EdgeError {
             EdgeError::WebCrypto { failure, .. } => failure.fmt(f),
             EdgeError::Jwks(p) => p.fmt(f),
             EdgeError::Upstream(p) => p.fmt(f),
+            EdgeError::Policy(p) => p.fmt(f),
             EdgeError::Header { action, message } => match action {
                 HeaderAction::Copy => write!(f, "copying the headers: {message}"),
                 HeaderAction::Remove { name } => write!(f, "removing {name}: {message}"),
@@ -212,6 +242,9 @@ impl ConfigProblem {
             ConfigProblem::NoKeys => write!(f, "{var} is not set: no token can be verified"),
             ConfigProblem::ShadowsOrigin => {
                 write!(f, "{var} must not be \"/\": it would shadow the origin")
+            }
+            ConfigProblem::Policy { message } => {
+                write!(f, "{var}: {message}: not in force (the token's claim alone decides unless a KV policy is read)")
             }
         }
     }
@@ -265,6 +298,24 @@ impl fmt::Display for JwksProblem {
             }
             JwksProblem::SkippedKey(s) => write!(f, "ignoring {s}"),
             JwksProblem::CachePut { message } => write!(f, "Cache API put failed: {message}"),
+        }
+    }
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const KEPT: &str = "the last good policy stays in force";
+        match self {
+            PolicyProblem::Invalid { source, message } => {
+                write!(f, "rollout policy from {source}: {message}: {KEPT}")
+            }
+            PolicyProblem::ReservedHeader { source, header } => write!(
+                f,
+                "rollout policy from {source}: headers maps a claim to {header}, which the edge sets itself: {KEPT}"
+            ),
+            PolicyProblem::KvFailed { message } => {
+                write!(f, "reading the rollout policy from KV failed: {message}: {KEPT}")
+            }
         }
     }
 }

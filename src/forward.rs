@@ -15,6 +15,7 @@ use worker::{console_error, console_log, Response};
 use crate::config::EdgeConfig;
 use crate::error::{EdgeError, HeaderAction, UpstreamProblem};
 use crate::js;
+use crate::rollout::Active;
 use crate::url::{path_of, split_url, upstream_url};
 
 /// Forwards the request as decided: the origin's response to come (a promise), or a 502 when the
@@ -24,9 +25,10 @@ pub fn respond(
     req: &web_sys::Request,
     url: &str,
     cfg: &Rc<EdgeConfig>,
+    policy: Option<&Active>,
     verdict: &Verdict,
 ) -> JsValue {
-    let pending = forward(req, url, cfg, &verdict.decision);
+    let pending = forward(req, url, cfg, policy, &verdict.decision);
     if !cfg.log_requests {
         return match pending {
             Ok(p) => caught(p).into(),
@@ -163,13 +165,18 @@ fn forward(
     incoming: &web_sys::Request,
     incoming_url: &str,
     cfg: &Rc<EdgeConfig>,
+    policy: Option<&Active>,
     decision: &Decision,
 ) -> Result<js_sys::Promise, EdgeError> {
     let method = incoming.method();
     let headers = web_sys::Headers::new_with_headers(&incoming.headers())
         .map_err(|e| header_failed(HeaderAction::Copy, &e))?;
     let names = js_names(cfg);
-    strip_routing_headers(&headers, cfg, &names)?;
+    strip_routing_headers(&headers, names.strip.as_deref(), &cfg.strip)?;
+    if let Some(p) = policy.filter(|p| !p.names.is_empty()) {
+        // The policy's mapped headers are routing headers too, whether or not a token is here.
+        strip_routing_headers(&headers, p.strip.as_deref(), &p.strip_policy)?;
+    }
     // Always overwritten, never passed on from the client: the origin router may route on
     // X-Forwarded-Host from the edge (useForwardedHost), so a client must not be able to set it.
     // The value is the authority of the URL the edge was called with (what Cloudflare routed on).
@@ -189,21 +196,22 @@ fn forward(
             host: authority,
             path: if path.is_empty() { "/" } else { path },
         };
-        sign(&headers, cfg, key, &req)?;
+        sign(&headers, cfg, policy, key, &req)?;
     }
     let url = upstream_url(cfg.origin.as_deref(), incoming_url);
     fetch(&url, &method, &headers, incoming.body())
 }
 
-/// Deletes every client-sent routing header (and signature header) from the copy.
+/// Deletes every client-sent header `policy` matches from the copy: by its `spellings` when
+/// there are few, else by scanning the headers.
 fn strip_routing_headers(
     headers: &web_sys::Headers,
-    cfg: &EdgeConfig,
-    names: &JsNames,
+    spellings: Option<&[JsValue]>,
+    policy: &betaroute_core::HeaderPolicy,
 ) -> Result<(), EdgeError> {
     // The spelling a failed delete is logged with: a JS string's debug form, or the name.
     let removing = |name: String, e: &JsValue| header_failed(HeaderAction::Remove { name }, e);
-    match &names.strip {
+    match spellings {
         // Headers ignore case: deleting each spelling is a few calls, where reading every name
         // back into wasm is several per header.
         Some(spellings) => {
@@ -222,7 +230,7 @@ fn strip_routing_headers(
                 .filter_map(|entry| entry.ok())
                 .filter_map(|entry| Reflect::get(&entry, &0.into()).ok()?.as_string())
                 .collect();
-            for name in present.iter().filter(|n| cfg.strip.is_routing_header(n)) {
+            for name in present.iter().filter(|n| policy.is_routing_header(n)) {
                 headers
                     .delete(name)
                     .map_err(|e| removing(name.clone(), &e))?;
@@ -237,18 +245,24 @@ fn strip_routing_headers(
 fn sign(
     headers: &web_sys::Headers,
     cfg: &EdgeConfig,
+    policy: Option<&Active>,
     key: &RoutingKey,
     req: &signature::Request,
 ) -> Result<(), EdgeError> {
-    let values: Vec<Option<String>> = cfg
+    let mapped = policy.map_or(&[][..], |p| p.names.as_slice());
+    let names: Vec<&str> = cfg
         .routing_names
+        .iter()
+        .chain(mapped)
+        .map(String::as_str)
+        .collect();
+    let values: Vec<Option<String>> = names
         .iter()
         .map(|n| headers.get(n).ok().flatten())
         .collect();
-    let pairs: Vec<(&str, Option<&str>)> = cfg
-        .routing_names
+    let pairs: Vec<(&str, Option<&str>)> = names
         .iter()
-        .map(String::as_str)
+        .copied()
         .zip(values.iter().map(|v| v.as_deref()))
         .collect();
     let value = signature::sign(key, (js_sys::Date::now() / 1000.0) as u64, req, &pairs);

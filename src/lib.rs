@@ -25,6 +25,8 @@ mod js;
 mod jwks;
 #[cfg(target_arch = "wasm32")]
 mod pages;
+#[cfg(target_arch = "wasm32")]
+mod rollout;
 pub mod url;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;

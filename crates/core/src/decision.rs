@@ -131,14 +131,16 @@ impl BetaPolicy {
         }
     }
 
-    /// The decision for a verified token under `policy`, or the claim alone without one.
+    /// The decision for a verified token under `policy` (its rule patterns matched by
+    /// `regex`), or the claim alone without one.
     pub fn decide_with(
         &self,
         policy: Option<&crate::rollout::Policy>,
         claims: &Map<String, Value>,
+        regex: crate::rollout::rule::Matcher,
     ) -> Decision {
         match policy {
-            Some(p) => p.decide(claims, self),
+            Some(p) => p.decide_matching(claims, self, regex),
             None => self.decide(claims),
         }
     }

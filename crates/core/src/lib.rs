@@ -44,8 +44,8 @@ pub mod verify;
 
 pub use alg::Alg;
 pub use decision::{BetaPolicy, Cohort, Decision, Reason};
-pub use rollout::{Policy, PolicyError};
 pub use headers::HeaderPolicy;
 pub use jwk::{Jwk, KeyError, KeyMaterial, KeySet};
+pub use rollout::{Policy, PolicyError};
 pub use verdict::Verdict;
 pub use verify::{Pending, Rejection, Verified, Verifier, VerifyPolicy};

@@ -1,10 +1,13 @@
-//! Where the token comes from: `Authorization: Bearer` (RFC 6750 2.1) or a named cookie.
+//! Where the token comes from: `Authorization: Bearer` (RFC 6750 2.1), a named cookie, or a
+//! named query parameter (RFC 6750 2.3: for browser WebSocket clients, which cannot set headers).
 
 /// Result of looking for a token in a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found<'a> {
     None,
     Token(&'a str),
+    /// A token that had to be decoded (a query parameter's value).
+    Owned(String),
     /// Several or unparseable credentials: treated as a malformed token, never guessed at.
     Ambiguous(&'static str),
 }
@@ -76,9 +79,108 @@ pub fn find<'a>(
     }
 }
 
+/// Finds parameter `name` in a query string (without the `?`). A parameter named twice with
+/// different values is ambiguous. Percent-escapes are decoded (a JWS needs none, but a client
+/// may escape its dots); a value that does not decode to UTF-8 is ambiguous too.
+pub fn query_param(query: &str, name: &str) -> Found<'static> {
+    let mut found: Option<String> = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != name {
+            continue;
+        }
+        let Some(v) = percent_decode(v) else {
+            return Found::Ambiguous("query parameter is not valid percent-encoded UTF-8");
+        };
+        match &found {
+            Some(prev) if *prev != v => {
+                return Found::Ambiguous("query parameter set twice with different values")
+            }
+            _ => found = Some(v),
+        }
+    }
+    match found {
+        Some(v) if !v.is_empty() => Found::Owned(v),
+        _ => Found::None,
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_owned());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            // application/x-www-form-urlencoded: `+` is a space, which no token holds.
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The token of a request from any source: `Authorization: Bearer`, then the cookie, then the
+/// query parameter (each only when configured).
+pub fn find_any<'a>(
+    authorization: Option<&'a str>,
+    cookie_header: Option<&'a str>,
+    cookie_name: Option<&str>,
+    query: Option<&str>,
+    param: Option<&str>,
+) -> Found<'a> {
+    match find(authorization, cookie_header, cookie_name) {
+        Found::None => {}
+        found => return found,
+    }
+    match (query, param) {
+        (Some(q), Some(name)) => query_param(q, name),
+        _ => Found::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_parameter() {
+        assert_eq!(
+            query_param("a=1&access_token=x.y.z", "access_token"),
+            Found::Owned("x.y.z".into())
+        );
+        assert_eq!(
+            query_param("access_token=x%2Ey.z", "access_token"),
+            Found::Owned("x.y.z".into())
+        );
+        assert_eq!(query_param("xaccess_token=1", "access_token"), Found::None);
+        assert_eq!(query_param("access_token=", "access_token"), Found::None);
+        assert_eq!(query_param("t=a&t=a", "t"), Found::Owned("a".into()));
+        assert!(matches!(query_param("t=a&t=b", "t"), Found::Ambiguous(_)));
+        assert!(matches!(query_param("t=%zz", "t"), Found::Ambiguous(_)));
+        assert_eq!(
+            find_any(None, None, None, Some("t=q"), Some("t")),
+            Found::Owned("q".into())
+        );
+        assert_eq!(
+            find_any(Some("Bearer h"), None, None, Some("t=q"), Some("t")),
+            Found::Token("h")
+        );
+        assert_eq!(find_any(None, None, None, Some("t=q"), None), Found::None);
+    }
 
     #[test]
     fn authorization_then_cookie() {

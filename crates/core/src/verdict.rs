@@ -42,13 +42,19 @@ impl Verdict {
 
     /// The beta policy's decision for a verified token.
     pub fn verified(v: &Verified, beta: &BetaPolicy) -> Verdict {
-        Verdict::verified_with(v, beta, None)
+        Verdict::verified_with(v, beta, None, &|_, _| false)
     }
 
-    /// The decision for a verified token under a rollout policy, if one is in force.
-    pub fn verified_with(v: &Verified, beta: &BetaPolicy, policy: Option<&Policy>) -> Verdict {
+    /// The decision for a verified token under a rollout policy, if one is in force, its rule
+    /// patterns matched by `regex` (`rollout::rule::compiled` in Rust).
+    pub fn verified_with(
+        v: &Verified,
+        beta: &BetaPolicy,
+        policy: Option<&Policy>,
+        regex: crate::rollout::rule::Matcher,
+    ) -> Verdict {
         Verdict {
-            decision: beta.decide_with(policy, &v.claims),
+            decision: beta.decide_with(policy, &v.claims, regex),
             alg: Some(v.alg.name().to_owned()),
             kid: v.kid().map(str::to_owned),
         }

@@ -39,7 +39,9 @@ mod tests {
 
     /// The share in the rollout for 100,000 subjects named by `name`, at each target, in percent.
     fn shares(name: impl Fn(usize) -> String, targets: &[f64]) -> Vec<f64> {
-        let buckets: Vec<u16> = (0..100_000).map(|i| bucket(ROLLOUT, "", &name(i))).collect();
+        let buckets: Vec<u16> = (0..100_000)
+            .map(|i| bucket(ROLLOUT, "", &name(i)))
+            .collect();
         targets
             .iter()
             .map(|&p| buckets.iter().filter(|&&b| b < slots(p)).count() as f64 / 1000.0)
@@ -54,7 +56,10 @@ mod tests {
         for (p, share) in TARGETS.iter().zip(&got) {
             assert!((share - p).abs() <= 0.2, "{p}%: {share}%");
         }
-        assert!(got.windows(2).all(|w| w[0] <= w[1]), "raising the share removed subjects");
+        assert!(
+            got.windows(2).all(|w| w[0] <= w[1]),
+            "raising the share removed subjects"
+        );
     }
 
     #[test]

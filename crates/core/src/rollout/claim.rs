@@ -92,7 +92,11 @@ mod tests {
         assert_eq!(at("teams.2.name", c.clone()), None);
         assert_eq!(at("teams.01.name", c.clone()), None);
         assert_eq!(at("teams.x", c.clone()), None);
-        assert_eq!(at("n.0", c.clone()), Some(json!("zero")), "a digit key in an object");
+        assert_eq!(
+            at("n.0", c.clone()),
+            Some(json!("zero")),
+            "a digit key in an object"
+        );
         assert_eq!(at("org.tier.x", c), None);
         assert!(ClaimPath::parse("a..b").is_err() && ClaimPath::parse("").is_err());
     }

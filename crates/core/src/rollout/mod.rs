@@ -16,6 +16,7 @@
 
 pub mod bucket;
 pub mod claim;
+pub mod pattern;
 pub mod policy;
 pub mod rule;
 
@@ -34,17 +35,26 @@ pub const HOLDBACK_VALUE: &str = "holdback";
 pub const VECTORS_JSON: &str = include_str!("vectors.json");
 
 impl Policy {
-    /// The decision for a verified token's claims.
+    /// The decision for a verified token's claims, rule patterns matched in Rust.
+    #[cfg(feature = "regex-lite")]
     pub fn decide(&self, claims: &Map<String, Value>, beta: &BetaPolicy) -> Decision {
-        let subject = self
-            .subject
-            .lookup(claims)
-            .and_then(claim::scalar_text);
+        self.decide_matching(claims, beta, &rule::compiled(&self.rules))
+    }
+
+    /// The decision for a verified token's claims, rule patterns matched by `regex` (the edge's
+    /// runtime `RegExp`).
+    pub fn decide_matching(
+        &self,
+        claims: &Map<String, Value>,
+        beta: &BetaPolicy,
+        regex: rule::Matcher,
+    ) -> Decision {
+        let subject = self.subject.lookup(claims).and_then(claim::scalar_text);
         let buckets = subject.as_deref().map(|s| Buckets {
             rollout: bucket(bucket::ROLLOUT, &self.salt, s),
             holdback: bucket(bucket::HOLDBACK, &self.salt, s),
         });
-        let mut d = self.cohort(claims, beta, subject.as_deref(), buckets);
+        let mut d = self.cohort(claims, beta, subject.as_deref(), buckets, regex);
         d.buckets = buckets;
         for (path, header) in &self.headers {
             let value = path.lookup(claims).and_then(claim::scalar_text);
@@ -61,6 +71,7 @@ impl Policy {
         beta: &BetaPolicy,
         subject: Option<&str>,
         buckets: Option<Buckets>,
+        regex: rule::Matcher,
     ) -> Decision {
         if !self.beta_on {
             return Decision::main(
@@ -69,17 +80,30 @@ impl Policy {
             );
         }
         if let Some(s) = subject {
-            if self.deny.contains(s) {
+            if self.denies(s) {
                 return Decision::main(Reason::Denied, Some("the subject is in deny".into()));
             }
-            if self.allow.contains(s) {
-                return Decision::beta(beta, Reason::Allowed, Some("the subject is in allow".into()));
+            if self.allows(s) {
+                return Decision::beta(
+                    beta,
+                    Reason::Allowed,
+                    Some("the subject is in allow".into()),
+                );
             }
         }
         let rollout = self.rollout_slots();
         let (reason, rule, why) = if beta.is_beta(claims) {
-            (Reason::BetaClaim, None, format!("the token's {} claim", beta.claim))
-        } else if let Some(r) = self.rules.iter().find(|r| r.matches(claims)) {
+            (
+                Reason::BetaClaim,
+                None,
+                format!("the token's {} claim", beta.claim),
+            )
+        } else if let Some(r) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.matches(i, claims, regex).then_some(r))
+        {
             let why = format!("rule {} on claim {}", r.name, r.claim);
             (Reason::Rule, Some(r.name.clone()), why)
         } else {
@@ -87,12 +111,17 @@ impl Policy {
                 Some(b) if b.rollout < rollout => (
                     Reason::RolloutBucket,
                     None,
-                    format!("rollout bucket {} is below {rollout} ({}%)", b.rollout, self.percent),
+                    format!(
+                        "rollout bucket {} is below {rollout} ({}%)",
+                        b.rollout,
+                        percent(rollout)
+                    ),
                 ),
                 Some(b) => {
                     let why = format!(
                         "no beta claim, no rule matched, rollout bucket {} is not below {rollout} ({}%)",
-                        b.rollout, self.percent
+                        b.rollout,
+                        percent(rollout)
                     );
                     return Decision::main(Reason::NoBetaClaim, Some(why));
                 }
@@ -114,7 +143,8 @@ impl Policy {
                 };
                 let why = format!(
                     "eligible by {eligible} ({why}); holdback bucket {} is below {held} ({}%)",
-                    b.holdback, self.holdback
+                    b.holdback,
+                    percent(held)
                 );
                 Decision {
                     cohort: Cohort::Holdback,
@@ -134,6 +164,16 @@ impl Policy {
     }
 }
 
+/// A number of slots as a share in percent (`500` is `5`, `525` is `5.25`), without float
+/// formatting (which would cost the edge 11 KB of wasm).
+fn percent(slots: u16) -> String {
+    match slots % 100 {
+        0 => format!("{}", slots / 100),
+        r if r % 10 == 0 => format!("{}.{}", slots / 100, r / 10),
+        r => format!("{}.{r:02}", slots / 100),
+    }
+}
+
 /// Whether a claim's text can be a header value: visible ASCII, spaces and tabs, not at either
 /// end (RFC 9110 5.5 without obs-text, which the Fetch API's `Headers` cannot always carry). A
 /// claim that cannot is not sent.
@@ -144,5 +184,5 @@ fn header_value_ok(v: &str) -> bool {
         && v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "regex-lite"))]
 mod tests;

@@ -46,8 +46,14 @@ fn holdback_share_of_eligible_users() {
         }
     }
     let eligible = (beta_n + held) as f64;
-    assert!((eligible / 1000.0 - 40.0).abs() <= 0.2, "eligible {eligible}");
-    assert!((held as f64 / eligible * 100.0 - 25.0).abs() <= 0.5, "held {held} of {eligible}");
+    assert!(
+        (eligible / 1000.0 - 40.0).abs() <= 0.2,
+        "eligible {eligible}"
+    );
+    assert!(
+        (held as f64 / eligible * 100.0 - 25.0).abs() <= 0.5,
+        "held {held} of {eligible}"
+    );
 }
 
 #[test]
@@ -56,16 +62,35 @@ fn details_explain_without_the_subject() {
     let p = Policy::parse(r#"{"percent": 10, "holdback": 50}"#).unwrap();
     let d = p.decide(json!({"sub": "bob"}).as_object().unwrap(), &beta);
     let detail = d.detail.unwrap();
-    assert!(detail.contains("eligible by rollout_bucket") && detail.contains("holdback bucket 3804 is below 5000"), "{detail}");
+    assert!(
+        detail.contains("eligible by rollout_bucket")
+            && detail.contains("holdback bucket 3804 is below 5000"),
+        "{detail}"
+    );
     assert!(!detail.contains("bob"));
-    assert_eq!(d.buckets, Some(Buckets { rollout: 458, holdback: 3804 }));
+    assert_eq!(
+        d.buckets,
+        Some(Buckets {
+            rollout: 458,
+            holdback: 3804
+        })
+    );
 }
 
 #[test]
 fn header_values_that_cannot_be_sent_are_not() {
     let beta = BetaPolicy::default();
-    let p = Policy::parse(r#"{"headers": {"a": "X-A", "b": "X-B", "c": "X-C", "d": "X-D", "e": "X-E", "f": "X-F"}}"#).unwrap();
+    let p = Policy::parse(
+        r#"{"headers": {"a": "X-A", "b": "X-B", "c": "X-C", "d": "X-D", "e": "X-E", "f": "X-F"}}"#,
+    )
+    .unwrap();
     let claims = json!({"a": "ok", "b": 7, "c": "two\nlines", "d": ["x"], "e": null, "f": "Ø"});
     let d = p.decide(claims.as_object().unwrap(), &beta);
-    assert_eq!(d.inject, [("X-A".to_owned(), "ok".to_owned()), ("X-B".to_owned(), "7".to_owned())]);
+    assert_eq!(
+        d.inject,
+        [
+            ("X-A".to_owned(), "ok".to_owned()),
+            ("X-B".to_owned(), "7".to_owned())
+        ]
+    );
 }

@@ -18,7 +18,13 @@ pub const KV_KEY: &str = "policy";
 #[derive(clap::Args)]
 pub struct Args {
     /// The policy file (JSON).
-    #[arg(long, short = 'f', value_name = "FILE", default_value = "rollout.json", global = true)]
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "FILE",
+        default_value = "rollout.json",
+        global = true
+    )]
     file: PathBuf,
     #[command(subcommand)]
     action: Action,
@@ -104,9 +110,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             holdback,
             subject,
         } => {
-            let policy = if file.exists() { Some(load(file)?) } else { None };
-            let salt = salt.unwrap_or_else(|| policy.as_ref().map_or(String::new(), |p| p.salt.clone()));
-            let prefix = if holdback { bucket::HOLDBACK } else { bucket::ROLLOUT };
+            let policy = if file.exists() {
+                Some(load(file)?)
+            } else {
+                None
+            };
+            let salt =
+                salt.unwrap_or_else(|| policy.as_ref().map_or(String::new(), |p| p.salt.clone()));
+            let prefix = if holdback {
+                bucket::HOLDBACK
+            } else {
+                bucket::ROLLOUT
+            };
             let b = bucket(prefix, &salt, &subject);
             print_stdout(&format!("{b}\n"))?;
             if let Some(p) = policy {
@@ -236,8 +251,7 @@ fn list(
 /// A path as one shell word: quoted unless it is plain.
 fn shell_word(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%".contains(&b))
     {
         s.to_owned()

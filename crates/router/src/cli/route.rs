@@ -154,7 +154,13 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
         Some(file) => {
             let text = super::error::read_file(&file.display().to_string())?;
             let policy = betaroute_core::Policy::parse(&text).map_err(|e| {
-                CliError::usage(format!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message))
+                CliError::usage(format!(
+                    "{}:{}:{}: {}",
+                    file.display(),
+                    e.line,
+                    e.column,
+                    e.message
+                ))
             })?;
             (!policy.beta_on).then(|| format!("the rollout policy {} has beta off", file.display()))
         }
@@ -204,7 +210,10 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode, CliError> {
         req = req.header(name, value);
     }
     if let Some(why) = &beta_off {
-        eprintln!("betaroute: beta is off ({why}): {} removed before matching", cohort_headers.join(" and "));
+        eprintln!(
+            "betaroute: beta is off ({why}): {} removed before matching",
+            cohort_headers.join(" and ")
+        );
     }
     let table = Table::new(routers);
     match table.find(&req) {

@@ -36,6 +36,7 @@ pub struct Args {
     /// `nbf` = now + DURATION.
     #[arg(long, allow_hyphen_values = true)]
     nbf: Option<String>,
+    /// The subject (`--sub ''` leaves `sub` out).
     #[arg(long, default_value = "dev")]
     sub: String,
     #[arg(long)]
@@ -86,7 +87,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     }
 
     let mut claims = Map::new();
-    claims.insert("sub".into(), json!(args.sub));
+    if !args.sub.is_empty() {
+        claims.insert("sub".into(), json!(args.sub));
+    }
     claims.insert("iat".into(), json!(now));
     if !args.no_exp {
         claims.insert("exp".into(), json!(now + duration(&args.exp)?));

@@ -113,7 +113,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     let outcome = verifier.verify_native(&token, now);
     let verdict = match &outcome {
-        Ok(v) => Verdict::verified_with(v, &beta, rollout.as_ref()),
+        Ok(v) => {
+            let no_rules = [];
+            let rules = rollout
+                .as_ref()
+                .map_or(&no_rules[..], |p| p.rules.as_slice());
+            let regex = betaroute_core::rollout::rule::compiled(rules);
+            Verdict::verified_with(v, &beta, rollout.as_ref(), &regex)
+        }
         Err(r) => Verdict::rejected(r.clone()),
     };
     let inject = verdict.inject();

@@ -175,7 +175,9 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, String> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(format!("the body could not be read ({e}); at most {MAX_BODY} bytes\n")),
+        Err(e) => Err(format!(
+            "the body could not be read ({e}); at most {MAX_BODY} bytes\n"
+        )),
     }
 }
 

@@ -122,8 +122,12 @@ mod tests {
         assert_eq!(parse_put(br#"{"enabled": false}"#), Ok(false));
         assert_eq!(parse_put(br#"{"enabled": true}"#), Ok(true));
         assert!(parse_put(b"off").unwrap_err().contains("not JSON"));
-        assert!(parse_put(br#"{"enabled": "false"}"#).unwrap_err().contains("true or false"));
-        assert!(parse_put(br#"{"enabled": false, "x": 1}"#).unwrap_err().contains("unknown field"));
+        assert!(parse_put(br#"{"enabled": "false"}"#)
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(parse_put(br#"{"enabled": false, "x": 1}"#)
+            .unwrap_err()
+            .contains("unknown field"));
         assert!(parse_put(b"[]").unwrap_err().contains("object"));
     }
 }

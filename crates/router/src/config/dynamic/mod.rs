@@ -12,7 +12,9 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use spec::{BetaSwitch, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec};
+pub use spec::{
+    BetaSwitch, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec,
+};
 pub use validate::{combine, layer, qualify, Layer};
 
 use super::error::{ConfigError, ConfigErrors};

@@ -83,7 +83,10 @@ impl RoutingTrust {
     /// Trust every routing header, the cohort headers (the beta header and the label header)
     /// being the routing headers.
     pub fn new(cohort_headers: &[&str]) -> RoutingTrust {
-        let names: Vec<String> = cohort_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let names: Vec<String> = cohort_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         let signature_header = signature::DEFAULT_HEADER.to_ascii_lowercase();
         RoutingTrust {
             mode: TrustMode::Any,

@@ -130,7 +130,9 @@ fn admit(
         // cannot match; holdback, a control group of a beta that is off, is main too.
         parts.headers.remove(&ep.cohort_header);
         parts.headers.remove(&ep.label_header);
-        shared.registry.cohort_overridden(&ep.name, cohort, "kill_switch");
+        shared
+            .registry
+            .cohort_overridden(&ep.name, cohort, "kill_switch");
         cohort = Cohort::Main;
     }
     Ctx {
