@@ -11,7 +11,7 @@ use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Policy, Verifier, Ve
 use crate::error::{ConfigProblem, EdgeError, PolicyProblem};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 25] = [
+pub const VAR_NAMES: [&str; 33] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -37,7 +37,38 @@ pub const VAR_NAMES: [&str; 25] = [
     "POLICY_CACHE_SECONDS",
     "TOKEN_QUERY_PARAM",
     "COHORT_HEADER",
+    "OFREP_URL",
+    "OFREP_FLAG",
+    "OFREP_TIMEOUT_MS",
+    "OFREP_CACHE_SECONDS",
+    "OFREP_CACHE_SIZE",
+    "OFREP_RETRY_SECONDS",
+    "OFREP_BEARER_TOKEN",
+    "OFREP_API_KEY",
 ];
+
+/// Where the beta flag is asked for (OFREP), and how its answers are kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OfrepSettings {
+    /// `POST {base}/ofrep/v1/evaluate/flags/{flag}`.
+    pub url: String,
+    pub flag: String,
+    pub timeout_ms: u64,
+    pub cache_ms: u64,
+    pub cache_size: usize,
+    /// After a failure, the service is not asked again for this long (answers fall back).
+    pub retry_ms: u64,
+    /// `Authorization: Bearer` (OFREP_BEARER_TOKEN) and `X-API-Key` (OFREP_API_KEY): secrets.
+    pub bearer: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for OfrepSettings {
+    // The credentials never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OfrepSettings({}, flag {})", self.url, self.flag)
+    }
+}
 
 /// The Workers KV binding whose key [`POLICY_KEY`] holds the rollout policy.
 pub const POLICY_BINDING: &str = "BETAROUTE_POLICY";
@@ -123,6 +154,8 @@ pub struct EdgeConfig {
     pub inline_policy: Option<std::rc::Rc<Policy>>,
     /// How long a policy read from KV is used before KV is read again, in milliseconds.
     pub policy_cache_ms: f64,
+    /// The flag service, when `OFREP_URL` is set.
+    pub ofrep: Option<OfrepSettings>,
     /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
     pub prefix: String,
     /// One JSON log line per request (default on; configuration problems are always logged).
@@ -182,11 +215,13 @@ impl EdgeConfig {
             token_param: vars.get("TOKEN_QUERY_PARAM").map(str::to_owned),
             inline_policy: None,
             policy_cache_ms: 0.0,
+            ofrep: None,
             log_requests: !matches!(vars.get("LOG_REQUESTS"), Some("false" | "0" | "no")),
             prefix,
             problems: Vec::new(),
         };
         cfg.policy_cache_ms = read_cache_seconds(vars, &mut problems) as f64 * 1000.0;
+        cfg.ofrep = read_ofrep(vars, &mut problems);
         if let Some(text) = vars.get("ROLLOUT_POLICY") {
             match cfg.policy_from(INLINE_SOURCE, text) {
                 Ok(p) => cfg.inline_policy = Some(std::rc::Rc::new(p)),
@@ -220,6 +255,45 @@ impl EdgeConfig {
         }
         Ok(policy)
     }
+}
+
+/// The flag service's settings, when `OFREP_URL` is set.
+fn read_ofrep(vars: &Vars, problems: &mut Vec<String>) -> Option<OfrepSettings> {
+    let url = vars.get("OFREP_URL")?;
+    let base = match parse_origin(url) {
+        Ok(b) => b,
+        Err(why) => {
+            let value = url.to_owned();
+            note(
+                problems,
+                "OFREP_URL",
+                ConfigProblem::NotOfrep { value, why },
+            );
+            return None;
+        }
+    };
+    let mut num = |name: &'static str, default: u64| match vars.get(name) {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            let value = v.to_owned();
+            note(
+                problems,
+                name,
+                ConfigProblem::NotWholeNumber { value, default },
+            );
+            default
+        }),
+    };
+    Some(OfrepSettings {
+        url: base,
+        flag: vars.get("OFREP_FLAG").unwrap_or("beta").to_owned(),
+        timeout_ms: num("OFREP_TIMEOUT_MS", 250),
+        cache_ms: num("OFREP_CACHE_SECONDS", 30) * 1000,
+        cache_size: num("OFREP_CACHE_SIZE", 10_000) as usize,
+        retry_ms: num("OFREP_RETRY_SECONDS", 5) * 1000,
+        bearer: vars.get("OFREP_BEARER_TOKEN").map(str::to_owned),
+        api_key: vars.get("OFREP_API_KEY").map(str::to_owned),
+    })
 }
 
 /// `POLICY_CACHE_SECONDS`: how long a KV policy is used before KV is read again (default 5).

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use betaroute_core::alg::Family;
 use betaroute_core::source::{self, Found};
-use betaroute_core::{Pending, Reason, Rejection, Verdict, Verifier};
+use betaroute_core::{Pending, Reason, Rejection, Verdict, Verified, Verifier};
 use serde_json::json;
 use wasm_bindgen::JsValue;
 use worker::console_error;
@@ -81,7 +81,8 @@ pub fn now(
         Ok(t) => t,
         Err(verdict) => return Now::Decided(verdict),
     };
-    if cfg.jwks.is_some() {
+    // Remote keys, or a flag service to ask once the token verified: the async path.
+    if cfg.jwks.is_some() || cfg.ofrep.is_some() {
         return Now::Later;
     }
     let verifier = match &cfg.verifier {
@@ -162,56 +163,71 @@ pub async fn later(
             Err(e) => return Verdict::main(Reason::ConfigError, e.to_string()),
         },
     };
-    match verifier.begin(token) {
-        Err(r) if r.reason == Reason::UnknownKid && cfg.jwks.is_some() => {
-            rotated(cfg, base, token, generation, remote, r, policy).await
-        }
+    let outcome = match verifier.begin(token) {
+        Err(r) if r.reason == Reason::UnknownKid => match &cfg.jwks {
+            Some(settings) => rotated(settings, base, token, generation, remote, r).await,
+            None => Err(r),
+        },
         pending => {
             let keys = webcrypto::key_generation(generation, remote);
-            finish_with(cfg, &verifier, keys, pending, policy).await
+            finish_with(&verifier, keys, pending).await
         }
-    }
+    };
+    let v = match outcome {
+        Ok(v) => v,
+        Err(r) => return Verdict::rejected(r),
+    };
+    let flag = match &cfg.ofrep {
+        Some(settings) => {
+            let path = policy.map(|a| &a.policy.subject);
+            let subject = match path {
+                Some(p) => p.lookup(&v.claims),
+                None => v.claims.get("sub"),
+            }
+            .and_then(betaroute_core::rollout::claim::scalar_text);
+            match subject {
+                Some(s) => crate::ofrep::flag(settings, &s, &v.claims).await,
+                None => None,
+            }
+        }
+        None => None,
+    };
+    Verdict::flagged(&v, &cfg.beta, policy_of(policy), &matcher(policy), flag)
 }
 
 /// A `kid` no key has, with remote keys: they may have rotated. Refreshes them (rate-limited)
 /// and tries once more with new keys, else the token stays rejected.
 async fn rotated(
-    cfg: &EdgeConfig,
+    settings: &crate::config::JwksSettings,
     base: &Verifier,
     token: &str,
     generation: u64,
     remote: u64,
     rejection: Rejection,
-    policy: InForce<'_>,
-) -> Verdict {
-    let settings = cfg.jwks.as_ref().expect("only called with remote keys");
+) -> Result<Verified, Rejection> {
     match jwks::verifier(base, settings, generation, true).await {
         Ok((fresh, fresh_remote)) if fresh_remote != remote => {
             let retry = fresh.begin(token);
             let keys = webcrypto::key_generation(generation, fresh_remote);
-            finish_with(cfg, &fresh, keys, retry, policy).await
+            finish_with(&fresh, keys, retry).await
         }
-        _ => Verdict::rejected(rejection),
+        _ => Err(rejection),
     }
 }
 
 /// Checks the signature of a parsed token against its candidate keys, then its claims.
 async fn finish_with(
-    cfg: &EdgeConfig,
     verifier: &Verifier,
     generation: u64,
     pending: Result<Pending, Rejection>,
-    policy: InForce<'_>,
-) -> Verdict {
-    let pending = match pending {
-        Ok(p) => p,
-        Err(r) => return Verdict::rejected(r),
-    };
+) -> Result<Verified, Rejection> {
+    let pending = pending?;
     if pending.alg.family() == Family::Hmac {
-        return natively(cfg, verifier, pending, policy);
+        let verified_by = verifier.check_candidates_native(&pending)?;
+        return checked(verifier, pending, verified_by);
     }
     let verified_by = with_webcrypto(verifier, &pending, generation).await;
-    conclude(cfg, verifier, pending, verified_by, policy)
+    checked(verifier, pending, verified_by)
 }
 
 /// HMAC in Rust costs a few microseconds in wasm: no need for a round trip to WebCrypto. Core's
@@ -262,11 +278,19 @@ fn conclude(
     verified_by: Option<usize>,
     policy: InForce<'_>,
 ) -> Verdict {
-    let now = js_sys::Date::now() / 1000.0;
-    match verifier.finish(pending, verified_by, now) {
+    match checked(verifier, pending, verified_by) {
         Ok(v) => Verdict::verified_with(&v, &cfg.beta, policy_of(policy), &matcher(policy)),
         Err(r) => Verdict::rejected(r),
     }
+}
+
+/// The claims checked once the signature check is done, as of now.
+fn checked(
+    verifier: &Verifier,
+    pending: Pending,
+    verified_by: Option<usize>,
+) -> Result<Verified, Rejection> {
+    verifier.finish(pending, verified_by, js_sys::Date::now() / 1000.0)
 }
 
 /// The token the request carries, or the verdict when there is none to check.

@@ -75,8 +75,7 @@ async fn handle(
     let verdict = decide::later(&req.headers(), &url, &cfg, policy.as_ref(), generation).await;
     if let Some(rest) = path_of(&url).strip_prefix(cfg.prefix.as_str()) {
         return pages::serve(&url, &env, &cfg, policy.as_deref(), rest, &verdict)
-            .await
-            .map(|r| web_sys::Response::from(r).into());
+            .map_err(|e| worker::Error::JsError(crate::js::describe(&e)));
     }
     Ok(forward::respond(
         &req,

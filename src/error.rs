@@ -33,6 +33,8 @@ pub enum EdgeError {
     /// A rollout policy (from `ROLLOUT_POLICY` or the KV namespace) that cannot be used: the
     /// last good one stays in force.
     Policy(PolicyProblem),
+    /// The flag service could not be used for this request.
+    Ofrep(OfrepProblem),
     /// The headers for the origin could not be prepared.
     Header {
         action: HeaderAction,
@@ -74,6 +76,8 @@ pub enum ConfigProblem {
     ShadowsOrigin,
     /// The inline rollout policy cannot be used (core's located description).
     Policy { message: String },
+    /// Not a usable flag service base URL (`why`); the flag service is not asked.
+    NotOfrep { value: String, why: &'static str },
 }
 
 /// Why a rollout policy is not in force.
@@ -92,6 +96,20 @@ pub enum PolicyProblem {
     },
     /// Reading the KV namespace failed (what the runtime said).
     KvFailed { message: String },
+}
+
+/// Why the flag service's answer is not used (the policy and the token decide instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OfrepProblem {
+    /// No answer within the timeout.
+    Timeout { timeout_ms: u64 },
+    /// The request failed (what the runtime said).
+    Failed { message: String },
+    /// An answer other than 200, with the service's error code when it sent one.
+    Status { status: u16, code: Option<String> },
+    /// A 200 whose body is not an evaluation with a boolean `value`.
+    Garbage { why: &'static str },
 }
 
 /// How a WebCrypto call failed.
@@ -195,6 +213,7 @@ impl fmt::Display for EdgeError {
             EdgeError::Jwks(p) => p.fmt(f),
             EdgeError::Upstream(p) => p.fmt(f),
             EdgeError::Policy(p) => p.fmt(f),
+            EdgeError::Ofrep(p) => p.fmt(f),
             EdgeError::Header { action, message } => match action {
                 HeaderAction::Copy => write!(f, "copying the headers: {message}"),
                 HeaderAction::Remove { name } => write!(f, "removing {name}: {message}"),
@@ -243,6 +262,10 @@ impl ConfigProblem {
             ConfigProblem::ShadowsOrigin => {
                 write!(f, "{var} must not be \"/\": it would shadow the origin")
             }
+            ConfigProblem::NotOfrep { value, why } => write!(
+                f,
+                "{var} {value:?} ignored ({why}): the flag service is not asked"
+            ),
             ConfigProblem::Policy { message } => {
                 write!(f, "{var}: {message}: not in force (the token's claim alone decides unless a KV policy is read)")
             }
@@ -317,6 +340,29 @@ impl fmt::Display for PolicyProblem {
                 write!(f, "reading the rollout policy from KV failed: {message}: {KEPT}")
             }
         }
+    }
+}
+
+impl fmt::Display for OfrepProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("flag service: ")?;
+        match self {
+            OfrepProblem::Timeout { timeout_ms } => write!(f, "no answer within {timeout_ms} ms"),
+            OfrepProblem::Failed { message } => write!(f, "request failed: {message}"),
+            OfrepProblem::Status {
+                status,
+                code: Some(c),
+            } => write!(f, "answered {status} ({c})"),
+            OfrepProblem::Status { status, code: None } => write!(f, "answered {status}"),
+            OfrepProblem::Garbage { why } => write!(f, "unusable answer: {why}"),
+        }?;
+        f.write_str("; the policy and the token decide")
+    }
+}
+
+impl From<OfrepProblem> for EdgeError {
+    fn from(p: OfrepProblem) -> EdgeError {
+        EdgeError::Ofrep(p)
     }
 }
 

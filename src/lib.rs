@@ -24,6 +24,8 @@ mod js;
 #[cfg(target_arch = "wasm32")]
 mod jwks;
 #[cfg(target_arch = "wasm32")]
+mod ofrep;
+#[cfg(target_arch = "wasm32")]
 mod pages;
 #[cfg(target_arch = "wasm32")]
 mod rollout;

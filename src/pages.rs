@@ -3,32 +3,49 @@
 //! static files from the `ASSETS` binding.
 
 use betaroute_core::Verdict;
+use js_sys::Reflect;
 use serde_json::json;
-use worker::{Env, Response};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::Env;
 
 use crate::config::EdgeConfig;
 use crate::rollout::{self, Active};
 use crate::url::split_url;
 
-/// The page at `rest`, the path after the prefix of `url`.
-pub async fn serve(
+/// The page at `rest`, the path after the prefix of `url`: a response, or a promise of one
+/// (the `ASSETS` binding's). Called through JavaScript directly: `worker`'s `Fetcher` wrapper
+/// carries request-init conversions that cost the bundle several KB.
+pub fn serve(
     url: &str,
     env: &Env,
     cfg: &EdgeConfig,
     policy: Option<&Active>,
     rest: &str,
     verdict: &Verdict,
-) -> worker::Result<Response> {
+) -> Result<JsValue, JsValue> {
     if rest == "api/decision" {
         return decision(cfg, policy, verdict);
     }
-    let Ok(assets) = env.assets("ASSETS") else {
-        return Response::error("Not Found\n", 404);
+    let assets = Reflect::get(env, &"ASSETS".into())?;
+    let fetch = Reflect::get(&assets, &"fetch".into())?;
+    let Some(fetch) = fetch.dyn_ref::<js_sys::Function>() else {
+        return respond(404, "text/plain", "Not Found\n");
     };
     // Assets live at the root of www/; the prefix is stripped so it stays configurable.
     let (scheme, authority, _) = split_url(url);
     let asset_url = format!("{scheme}://{authority}/{rest}");
-    assets.fetch(asset_url, None).await
+    fetch.call1(&assets, &asset_url.into())
+}
+
+/// A response of ours, never cached.
+pub fn respond(status: u16, content_type: &str, body: &str) -> Result<JsValue, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "no-store")?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    web_sys::Response::new_with_opt_str_and_init(Some(body), &init).map(JsValue::from)
 }
 
 /// The verdict, with the configuration that produced it; never cached.
@@ -36,8 +53,8 @@ fn decision(
     cfg: &EdgeConfig,
     policy: Option<&Active>,
     verdict: &Verdict,
-) -> worker::Result<Response> {
-    let mut body = serde_json::to_value(verdict)?;
+) -> Result<JsValue, JsValue> {
+    let mut body = serde_json::to_value(verdict).unwrap_or_default();
     body["beta_header"] = json!(cfg.beta.header);
     body["beta_claim"] = json!(cfg.beta.claim);
     // The rollout state the decision was made under (switches and sizes; no subjects).
@@ -50,7 +67,5 @@ fn decision(
         None => serde_json::Value::Null,
     };
     body["config_problems"] = json!(cfg.problems);
-    let mut resp = Response::from_json(&body)?;
-    resp.headers_mut().set("cache-control", "no-store")?;
-    Ok(resp)
+    respond(200, "application/json", &body.to_string())
 }

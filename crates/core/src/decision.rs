@@ -54,6 +54,8 @@ pub enum Reason {
     RolloutBucket,
     /// A policy rule matched; [`Decision::rule`] names it (written `rule:NAME`).
     Rule,
+    /// The flag service (OFREP) answered the beta flag with `true`.
+    FlagService,
 }
 
 impl Reason {
@@ -82,6 +84,7 @@ impl Reason {
             Reason::Holdback => "holdback",
             Reason::RolloutBucket => "rollout_bucket",
             Reason::Rule => "rule",
+            Reason::FlagService => "flag_service",
         }
     }
 }
@@ -132,16 +135,21 @@ impl BetaPolicy {
     }
 
     /// The decision for a verified token under `policy` (its rule patterns matched by
-    /// `regex`), or the claim alone without one.
+    /// `regex`), or the claim alone without one. `flag`, the flag service's answer when it gave
+    /// one, stands in for the token's beta claim (it is fresher).
     pub fn decide_with(
         &self,
         policy: Option<&crate::rollout::Policy>,
         claims: &Map<String, Value>,
         regex: crate::rollout::rule::Matcher,
+        flag: Option<bool>,
     ) -> Decision {
-        match policy {
-            Some(p) => p.decide_matching(claims, self, regex),
-            None => self.decide(claims),
+        match (policy, flag) {
+            (Some(p), _) => p.decide_matching(claims, self, regex, flag),
+            (None, Some(_)) => {
+                crate::rollout::Policy::default().decide_matching(claims, self, regex, flag)
+            }
+            (None, None) => self.decide(claims),
         }
     }
 }

@@ -53,8 +53,19 @@ impl Verdict {
         policy: Option<&Policy>,
         regex: crate::rollout::rule::Matcher,
     ) -> Verdict {
+        Verdict::flagged(v, beta, policy, regex, None)
+    }
+
+    /// The same, with the flag service's answer for the beta flag, when it gave one.
+    pub fn flagged(
+        v: &Verified,
+        beta: &BetaPolicy,
+        policy: Option<&Policy>,
+        regex: crate::rollout::rule::Matcher,
+        flag: Option<bool>,
+    ) -> Verdict {
         Verdict {
-            decision: beta.decide_with(policy, &v.claims, regex),
+            decision: beta.decide_with(policy, &v.claims, regex, flag),
             alg: Some(v.alg.name().to_owned()),
             kid: v.kid().map(str::to_owned),
         }

@@ -6,8 +6,9 @@
 //! any of this is read):
 //! 1. `beta: "off"`: main (`kill_switch`);
 //! 2. subject in `deny`: main (`denied`); subject in `allow`: beta (`allowed`);
-//! 3. eligible when the token's beta claim (`beta_claim`), a rule in order (`rule:NAME`) or the
-//!    rollout bucket (`rollout_bucket`) says so; else main (`no_beta_claim`);
+//! 3. eligible when the token's beta claim (`beta_claim`; the flag service's answer instead,
+//!    `flag_service`, when it gave one), a rule in order (`rule:NAME`) or the rollout bucket
+//!    (`rollout_bucket`) says so; else main (`no_beta_claim`);
 //! 4. an eligible subject in the holdback bucket is `holdback` (routed as main, labelled apart);
 //!    every other eligible one is beta.
 //!
@@ -38,23 +39,25 @@ impl Policy {
     /// The decision for a verified token's claims, rule patterns matched in Rust.
     #[cfg(feature = "regex-lite")]
     pub fn decide(&self, claims: &Map<String, Value>, beta: &BetaPolicy) -> Decision {
-        self.decide_matching(claims, beta, &rule::compiled(&self.rules))
+        self.decide_matching(claims, beta, &rule::compiled(&self.rules), None)
     }
 
     /// The decision for a verified token's claims, rule patterns matched by `regex` (the edge's
-    /// runtime `RegExp`).
+    /// runtime `RegExp`). `flag` is the flag service's answer, when it gave one: it replaces the
+    /// token's beta claim (`flag_service` when true; when false, the claim does not count).
     pub fn decide_matching(
         &self,
         claims: &Map<String, Value>,
         beta: &BetaPolicy,
         regex: rule::Matcher,
+        flag: Option<bool>,
     ) -> Decision {
         let subject = self.subject.lookup(claims).and_then(claim::scalar_text);
         let buckets = subject.as_deref().map(|s| Buckets {
             rollout: bucket(bucket::ROLLOUT, &self.salt, s),
             holdback: bucket(bucket::HOLDBACK, &self.salt, s),
         });
-        let mut d = self.cohort(claims, beta, subject.as_deref(), buckets, regex);
+        let mut d = self.cohort(claims, beta, subject.as_deref(), buckets, regex, flag);
         d.buckets = buckets;
         for (path, header) in &self.headers {
             let value = path.lookup(claims).and_then(claim::scalar_text);
@@ -72,6 +75,7 @@ impl Policy {
         subject: Option<&str>,
         buckets: Option<Buckets>,
         regex: rule::Matcher,
+        flag: Option<bool>,
     ) -> Decision {
         if !self.beta_on {
             return Decision::main(
@@ -92,7 +96,10 @@ impl Policy {
             }
         }
         let rollout = self.rollout_slots();
-        let (reason, rule, why) = if beta.is_beta(claims) {
+        let (reason, rule, why) = if flag == Some(true) {
+            let why = "the flag service's beta flag".to_owned();
+            (Reason::FlagService, None, why)
+        } else if flag.is_none() && beta.is_beta(claims) {
             (
                 Reason::BetaClaim,
                 None,

@@ -94,3 +94,34 @@ fn header_values_that_cannot_be_sent_are_not() {
         ]
     );
 }
+
+#[test]
+fn the_flag_service_stands_in_for_the_beta_claim() {
+    let beta = BetaPolicy::default();
+    let p = Policy::parse(r#"{"deny": ["mallory"]}"#).unwrap();
+    let regex = rule::compiled(&p.rules);
+    let with = |claims: Value, flag| {
+        p.decide_matching(claims.as_object().unwrap(), &beta, &regex, flag)
+            .reason_text()
+            .into_owned()
+    };
+    assert_eq!(with(json!({"sub": "a"}), Some(true)), "flag_service");
+    assert_eq!(
+        with(json!({"sub": "a", "beta": true}), Some(false)),
+        "no_beta_claim",
+        "a stale claim"
+    );
+    assert_eq!(
+        with(json!({"sub": "a", "beta": true}), None),
+        "beta_claim",
+        "no answer: the claim"
+    );
+    assert_eq!(with(json!({"sub": "mallory"}), Some(true)), "denied");
+    let none = beta.decide_with(
+        None,
+        json!({"sub": "a"}).as_object().unwrap(),
+        &|_, _| false,
+        Some(true),
+    );
+    assert_eq!(none.reason_text(), "flag_service");
+}
