@@ -1400,7 +1400,11 @@ class Handler(BaseHTTPRequestHandler):
         """Called with the lock held. Returns when the result's index moved
         away from req_index, or at wait + jitter."""
         st = self.store
-        if index_fn() != req_index:
+        # As Consul, an index is reported as at least 1 (an empty KV table answers 1), and a
+        # query for that index blocks.
+        def current():
+            return max(1, index_fn())
+        if current() != req_index:
             return
         deadline = time.monotonic() + wait + random.uniform(0, wait / JITTER_FRACTION)
         st.blocked += 1
@@ -1413,7 +1417,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.cond.wait(min(remaining, 1.0))
                 w = watch_fn()
                 if w != w0:
-                    if index_fn() != req_index:
+                    if current() != req_index:
                         return
                     w0 = w
                 elif self._client_gone():

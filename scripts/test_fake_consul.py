@@ -358,6 +358,24 @@ class CatalogAndHealth(Base):
         self.assertEqual(body[0]["Checks"][1]["Output"], "down")
         self.assertEqual(f.get("/_fake/blocked")[2], 0)
 
+    def test_blocking_on_a_missing_key_of_an_empty_kv_waits_for_it(self):
+        # Consul reports an index of at least 1, and a query for that index blocks until the
+        # key is written (Consul's blockingQuery), also when the KV table has never been written.
+        f = self.f
+        st, h, _ = f.get("/v1/kv/switch")
+        self.assertEqual(st, 404)
+        idx = int(h["x-consul-index"])
+        self.assertGreaterEqual(idx, 1)
+        call = BlockingCall(f, "/v1/kv/switch?raw=&index=%d&wait=10s" % idx)
+        call.start()
+        wait_blocked(f)
+        self.assertEqual(f.put("/v1/kv/switch", b"false")[0], 200)
+        call.join(5)
+        self.assertIsNone(call.error)
+        st, _, body = call.result
+        self.assertEqual(st, 200)
+        self.assertLess(call.elapsed, 5)
+
     def test_blocking_unrelated_change_keeps_waiting_then_times_out(self):
         f = self.f
         register(f, "web", status="passing")

@@ -649,3 +649,79 @@ async fn tls_to_consul_with_a_private_ca_and_a_client_certificate() {
     let r = Router::start_with(&format!("{}{tls}", static_config(&consul.url, "")), "");
     assert_eq!(server(&r, false).await, (200, "main".into()));
 }
+
+#[tokio::test]
+async fn the_kill_switch_from_a_consul_kv_key() {
+    let consul = FakeConsul::start(&[]);
+    let main = Backend::start("main").await;
+    let beta = Backend::start("beta").await;
+    consul
+        .register("api-main-1", "api-main", main.addr.port(), &[MAIN_RULE])
+        .await;
+    consul
+        .register("api-beta-1", "api-beta", beta.addr.port(), &[BETA_RULE])
+        .await;
+    let r = Router::start_with(
+        &static_config(
+            &consul.url,
+            "watch = true\ncohortsKey = \"betaroute/cohorts/beta/enabled\"",
+        ),
+        "",
+    );
+    // No key yet: beta is on.
+    assert_eq!(server(&r, true).await, (200, "beta".into()));
+    consul.wait_parked(3).await;
+    let put = |v: &'static str| {
+        let consul = &consul;
+        async move {
+            let (s, b) = request(
+                &client(),
+                consul.addr,
+                "PUT",
+                "consul",
+                "/v1/kv/betaroute/cohorts/beta/enabled",
+                &[],
+                Bytes::from(v),
+            )
+            .await;
+            assert_eq!(s, 200, "{b}");
+        }
+    };
+    put("false").await;
+    let took = until(3, || async { server(&r, true).await.1 == "main" }).await;
+    eprintln!("consul kv kill switch took {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let api = r.admin_get("/api/cohorts/beta").await;
+    assert!(
+        api.contains("\"provider\":\"consulcatalog\"") && api.contains("\"enabled\":false"),
+        "{api}"
+    );
+
+    // A value that is not true or false keeps the last good configuration (beta off).
+    put("maybe").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server(&r, true).await.1, "main");
+    let m = r.admin_get("/metrics").await;
+    assert!(
+        m.contains("betaroute_provider_up{provider=\"consulcatalog\"} 0"),
+        "{m}"
+    );
+
+    put("TRUE").await;
+    until(3, || async { server(&r, true).await.1 == "beta" }).await;
+    // The key deleted: the switch is unset, beta on.
+    put("false").await;
+    until(3, || async { server(&r, true).await.1 == "main" }).await;
+    let (s, _) = request(
+        &client(),
+        consul.addr,
+        "DELETE",
+        "consul",
+        "/v1/kv/betaroute/cohorts/beta/enabled",
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    until(3, || async { server(&r, true).await.1 == "beta" }).await;
+}

@@ -64,6 +64,11 @@ impl Layer {
         }
     }
 
+    /// Sets the provider's `cohorts.beta.enabled` (the Consul provider reads it from a KV key).
+    pub fn set_beta_enabled(&mut self, enabled: Option<bool>) {
+        self.beta_enabled = enabled;
+    }
+
     pub fn provider(&self) -> &str {
         &self.provider
     }

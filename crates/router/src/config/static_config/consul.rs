@@ -42,6 +42,9 @@ pub struct ConsulOptions {
     /// off, Traefik then ignores them: so does betaroute).
     pub connect_by_default: bool,
     pub endpoint: ConsulEndpoint,
+    /// betaroute: the Consul KV key whose value (`true` / `false`) is `cohorts.beta.enabled`,
+    /// the router's beta kill switch (`cohortsKey`); watched like the catalog.
+    pub cohorts_key: Option<String>,
 }
 
 /// `providers.consulCatalog.endpoint`. Unset fields fall back to Consul's own environment
@@ -71,6 +74,7 @@ pub struct ClientTls {
 }
 
 const KEYS: &[&str] = &[
+    "cohortsKey",
     "prefix",
     "exposedByDefault",
     "defaultRule",
@@ -208,6 +212,20 @@ pub fn read(cx: &mut Cx, mut c: Obj, resolve: &dyn Fn(&str) -> PathBuf) -> Consu
         .obj(cx, "endpoint")
         .map(|e| endpoint(cx, e, resolve))
         .unwrap_or_default();
+    let cohorts_key = c.string(cx, "cohortsKey").and_then(|k| {
+        let key = k.trim_matches('/').to_owned();
+        if key.is_empty() || key.contains(['?', '#']) || key.split('/').any(|s| s.is_empty()) {
+            cx.error(
+                c.at_key("cohortsKey"),
+                format!(
+                    "{}: {k:?} is not a Consul KV key (segments separated by /)",
+                    c.child("cohortsKey")
+                ),
+            );
+            return None;
+        }
+        Some(key)
+    });
     let options = ConsulOptions {
         prefix,
         exposed_by_default: c.boolean(cx, "exposedByDefault").unwrap_or(true),
@@ -221,6 +239,7 @@ pub fn read(cx: &mut Cx, mut c: Obj, resolve: &dyn Fn(&str) -> PathBuf) -> Consu
         require_consistent,
         connect_by_default,
         endpoint,
+        cohorts_key,
     };
     c.finish(cx, KEYS);
     options

@@ -112,7 +112,10 @@ pub fn build(catalog: &Catalog, opts: &ConsulOptions) -> Layer {
     let configs: Vec<ItemConfig> = configs.into_values().collect();
     let parts = merge(configs, &mut notes);
     match layer(CONSUL_PROVIDER, parts, notes.out, false) {
-        Ok(l) => l,
+        Ok(mut l) => {
+            l.set_beta_enabled(catalog.beta_enabled);
+            l
+        }
         // Names are unique after the merge and nothing is strict: there is no error to have.
         Err(e) => unreachable!("consul layer without strict checks failed: {e}"),
     }

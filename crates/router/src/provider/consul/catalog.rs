@@ -110,6 +110,8 @@ pub struct Catalog {
     pub items: Vec<Item>,
     /// Services skipped whole because their tags do not decode: (service, why).
     pub skipped: Vec<(String, String)>,
+    /// The `cohortsKey` KV value: the beta kill switch, when the key is set and present.
+    pub beta_enabled: Option<bool>,
 }
 
 /// Every instance of every service that is enabled, matches the constraints and is not a
@@ -161,7 +163,39 @@ pub async fn read_catalog(
         }
     }
     out.items.sort();
+    if let Some(key) = &opts.cohorts_key {
+        out.beta_enabled = read_switch(client, key).await?;
+    }
     Ok(out)
+}
+
+/// The KV path of a key (each segment escaped).
+pub fn kv_path(key: &str) -> String {
+    let segments: Vec<String> = key.split('/').map(segment).collect();
+    format!("/v1/kv/{}", segments.join("/"))
+}
+
+/// The kill switch's KV value: `true` / `false` (any case, surrounding spaces ignored), `None`
+/// when the key does not exist. Any other value is an error: the last good configuration
+/// stays, rather than guessing which way a switch was meant to go.
+async fn read_switch(client: &ConsulClient, key: &str) -> Result<Option<bool>, ConsulError> {
+    let path = kv_path(key);
+    let answer = client.get(&path, &[("raw", "")], None, &[404]).await?;
+    if answer.status == http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&answer.body);
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(ConsulError::Garbage {
+            url: path,
+            reason: format!(
+                "cohortsKey {key}: {:?} is not true or false",
+                text.chars().take(40).collect::<String>()
+            ),
+        }),
+    }
 }
 
 /// Health reads in flight at once (Consul's agent answers them from memory).

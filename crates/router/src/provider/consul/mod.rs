@@ -7,8 +7,8 @@
 //! - [`build`]: instances to one validated layer (pure).
 //!
 //! Changes: with `watch`, two blocking queries stay parked in Consul (the service list and
-//! every check's state, as Traefik's watch plans do), so a tag or health change is read at
-//! once; without it, the catalog is read every `refreshInterval`. When Consul cannot be read,
+//! every check's state, as Traefik's watch plans do; a third on the kill switch's KV key with
+//! betaroute's `cohortsKey`), so a tag, health or switch change is read at once; without it, the catalog is read every `refreshInterval`. When Consul cannot be read,
 //! the last good configuration stays and reads are retried with capped exponential backoff.
 
 pub mod build;
@@ -125,11 +125,19 @@ impl ConsulProvider {
         }
     }
 
-    /// Starts the two blocking-query watchers, once.
+    /// Starts the blocking-query watchers, once: the services list, every check's state, and
+    /// the kill switch's KV key when `cohortsKey` is set.
     fn start_watchers(&mut self) -> &mut mpsc::Receiver<Signal> {
         self.signals.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(4);
-            for path in ["/v1/catalog/services", "/v1/health/state/any"] {
+            let mut paths = vec![
+                "/v1/catalog/services".to_owned(),
+                "/v1/health/state/any".to_owned(),
+            ];
+            if let Some(key) = &self.opts.cohorts_key {
+                paths.push(catalog::kv_path(key));
+            }
+            for path in paths {
                 tokio::spawn(watch(self.client.clone(), path, tx.clone()));
             }
             rx
@@ -140,13 +148,18 @@ impl ConsulProvider {
 /// Follows one endpoint with blocking queries, signalling each change of its index. As
 /// Consul's watch package: an index that goes backwards restarts from 0, and an error backs
 /// off before the next try.
-async fn watch(client: ConsulClient, path: &'static str, tx: mpsc::Sender<Signal>) {
+async fn watch(client: ConsulClient, path: String, tx: mpsc::Sender<Signal>) {
     let mut index = 0u64;
     let mut backoff = Backoff::new();
+    // A KV key that does not exist answers 404 (with an index to block on).
+    let kv = path.starts_with("/v1/kv/");
+    let ok: &[u16] = if kv { &[404] } else { &[] };
     loop {
         // An answer is only a change if it is one: a body that is not JSON is a failure.
-        let answer = client.get(path, &[], Some(index), &[]).await.and_then(|a| {
-            a.json::<serde::de::IgnoredAny>(path)?;
+        let answer = client.get(&path, &[], Some(index), ok).await.and_then(|a| {
+            if !kv || a.status == http::StatusCode::OK {
+                a.json::<serde::de::IgnoredAny>(&path)?;
+            }
             Ok(a)
         });
         match answer {
