@@ -51,6 +51,27 @@ BR=$ROOT/target/debug/betaroute
 printf "JWT_KEYS='%s'\n" "$(tr -d '\n ' < "$DEMO/jwks.json")" > "$DEMO/.env"
 BETA_TOKEN=$("$BR" token mint --key "$DEMO/private.jwk.json" --sub beta-tester --beta --exp 12h)
 REGULAR_TOKEN=$("$BR" token mint --key "$DEMO/private.jwk.json" --sub paying-customer --exp 12h)
+# Ten customers without the beta claim, for the percentage rollout (scripts/demo-users.sh).
+: > "$DEMO/users.tsv"
+for i in $(seq 1 10); do
+  printf 'user-%s\t%s\n' "$i" "$("$BR" token mint --key "$DEMO/private.jwk.json" --sub "user-$i" --exp 12h)" >> "$DEMO/users.tsv"
+done
+# The rollout policy starts at 50 %; it lives in the edge's KV namespace (BETAROUTE_POLICY).
+rm -f "$DEMO/rollout.json"
+"$BR" rollout --file "$DEMO/rollout.json" set percent 50 2>/dev/null
+# The demo's wrangler configuration: the real one with a local KV namespace for the policy, and
+# without the [build] section (the worker is built once here, so wrangler dev starts in seconds).
+bash scripts/build-worker.sh >"$DEMO/build.log" 2>&1 || { cat "$DEMO/build.log" >&2; exit 1; }
+sed -e 's|^main = "build/index.js"|main = "../build/index.js"|' -e 's|^directory = "./www"|directory = "../www"|' \
+  -e '/^\[build\]/,/^command/d' wrangler.toml > "$DEMO/wrangler.toml"
+cat >> "$DEMO/wrangler.toml" <<'TOML'
+
+[[kv_namespaces]]
+binding = "BETAROUTE_POLICY"
+id = "betaroute-demo"
+TOML
+KV_PUT="npx wrangler kv key put policy --binding BETAROUTE_POLICY --local -c .demo/wrangler.toml --path .demo/rollout.json"
+(cd "$ROOT" && $KV_PUT >"$DEMO/kv.log" 2>&1) || { cat "$DEMO/kv.log" >&2; exit 1; }
 
 setsid node scripts/demo-origin.mjs main "$MAIN_PORT" > "$DEMO/main.log" 2>&1 &
 pids+=($!)
@@ -75,9 +96,9 @@ setsid "$BR" serve --config "$ROUTER_CONFIG" > "$DEMO/router.log" 2>&1 &
 pids+=($!)
 ROUTER_PID=$!
 
-echo "starting wrangler dev (it builds the worker first: about 30 s; log in .demo/wrangler.log)" >&2
-setsid wrangler dev --ip 127.0.0.1 --port "$EDGE_PORT" --show-interactive-dev-session=false \
-  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ROUTER_PORT" > "$DEMO/wrangler.log" 2>&1 &
+echo "starting wrangler dev (log in .demo/wrangler.log)" >&2
+setsid wrangler dev -c "$DEMO/wrangler.toml" --ip 127.0.0.1 --port "$EDGE_PORT" --show-interactive-dev-session=false \
+  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ROUTER_PORT" --var "POLICY_CACHE_SECONDS:1" > "$DEMO/wrangler.log" 2>&1 &
 pids+=($!)
 WRANGLER_PID=$!
 
@@ -106,6 +127,9 @@ Consul mode: routing follows the catalog at once.
   curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/agent/service/deregister/api-beta-1
   # provider health (up, last change, errors)
   curl -s http://127.0.0.1:$ADMIN_PORT/api/providers
+  # the kill switch in Consul KV (cohortsKey): every replica sends beta users to main
+  curl -s -X PUT http://127.0.0.1:$CONSUL_PORT/v1/kv/betaroute/cohorts/beta/enabled -d false
+  curl -s -X DELETE http://127.0.0.1:$CONSUL_PORT/v1/kv/betaroute/cohorts/beta/enabled
 "
 fi
 cat <<MSG
@@ -138,6 +162,20 @@ Try it:
   curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep cohort
   # which router would take a request, without sending it
   target/debug/betaroute route explain --config demo/betaroute.toml -H "X-RiksTV-Beta: true" http://localhost/hello
+
+Rollout (the policy in .demo/rollout.json, published to the edge's local KV; edges read it within 1 s here):
+  # 50 % of the ten demo customers are on beta, by a sticky hash of their subject (no beta claim)
+  scripts/demo-users.sh $EDGE
+  # 20 %: only users already in beta stay, none joins
+  target/debug/betaroute rollout --file .demo/rollout.json set percent 20 && $KV_PUT
+  # the kill switch at the edge: nobody is beta (the beta tester too), without a deploy
+  target/debug/betaroute rollout --file .demo/rollout.json kill && $KV_PUT
+  curl -s $EDGE/_betaroute/api/decision -H "Authorization: Bearer $BETA_TOKEN"
+  # and back on
+  target/debug/betaroute rollout --file .demo/rollout.json resume && $KV_PUT
+  # the kill switch at the router, this replica, at once (the token is demo/admin-token)
+  curl -s -X PUT http://127.0.0.1:$ADMIN_PORT/api/cohorts/beta -H "Authorization: Bearer \$(cat demo/admin-token)" -d '{"enabled": false}'
+  curl -s -X DELETE http://127.0.0.1:$ADMIN_PORT/api/cohorts/beta -H "Authorization: Bearer \$(cat demo/admin-token)"
 $CONSUL_LINES
 Verify a token offline:  target/debug/betaroute token verify --keys .demo/jwks.json "\$BETA"
 Logs: .demo/wrangler.log (edge, one JSON line per request), .demo/access.log (router), .demo/router.log
