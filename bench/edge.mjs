@@ -4,6 +4,7 @@
 // measured faster in workerd than passing the incoming Request on) and a JS worker doing the same
 // job with `jose`. Usage: node bench/edge.mjs ORIGIN_URL SECONDS
 import { execFile, execFileSync } from "node:child_process";
+import http from "node:http";
 import { promisify } from "node:util";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,6 +52,31 @@ const workers = {
     bindings: { ORIGIN_URL: origin, JWT_KEYS },
   }),
 };
+// What a rollout policy and the flag service cost: the same worker with a policy in KV (read
+// through the isolate's cache, POLICY_CACHE_SECONDS default), and with OFREP on a warm cache
+// (one subject, answers kept an hour; the flag service is a local HTTP server answering true).
+const ofrep = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ key: "beta", value: true, reason: "STATIC", variant: "on" }));
+  });
+});
+await new Promise((r) => ofrep.listen(0, "127.0.0.1", r));
+const POLICY = JSON.stringify({ percent: 50, holdback: 10, deny: ["someone"], rules: [{ name: "staff", claim: "groups", contains: "staff" }, { name: "mail", claim: "email", regex: "@example\\.com$" }], headers: { "org.tier": "X-Tier" } });
+const betarouteWith = (bindings, extra = {}) =>
+  new Miniflare({
+    modules: true,
+    compatibilityDate,
+    scriptPath: path.join(ROOT, "build", "index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    bindings: { ORIGIN_URL: origin, JWT_KEYS, LOG_REQUESTS: "false", ...bindings },
+    ...extra,
+  });
+workers["betaroute +KV policy"] = betarouteWith({}, { kvNamespaces: ["BETAROUTE_POLICY"] });
+await (await workers["betaroute +KV policy"].getKVNamespace("BETAROUTE_POLICY")).put("policy", POLICY);
+workers["betaroute +OFREP warm"] = betarouteWith({ OFREP_URL: `http://127.0.0.1:${ofrep.address().port}`, OFREP_CACHE_SECONDS: "3600" });
+
 // The worker's per-request log lines would flood the terminal: keep only errors from workerd.
 const urls = {};
 for (const [name, mf] of Object.entries(workers)) urls[name] = (await mf.ready).toString();
@@ -98,4 +124,21 @@ for (const [name, alg, runs, peer] of rows) {
   console.log(`| ${name} | ${alg} | ${m("rps").toFixed(0)} | ${vs} | ${m("p50").toFixed(2)} | ${m("p99").toFixed(2)} | ${p99vs} |`);
 }
 console.log(`goals: RS256/ES256 at least the jose worker's req/s; HS256 faster (medians of ${ROUNDS} interleaved rounds; ratios are medians of per-round ratios)`);
+
+console.log(`\n| worker | token | req/s | vs betaroute without | p50 ms | p99 ms | p99 vs without |\n|---|---|---|---|---|---|---|`);
+for (const alg of ["HS256", "ES256"]) {
+  const runs = { base: [], kv: [], ofrep: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    runs.base.push(await wrk(urls.betaroute, keys[alg]));
+    runs.kv.push(await wrk(urls["betaroute +KV policy"], keys[alg]));
+    runs.ofrep.push(await wrk(urls["betaroute +OFREP warm"], keys[alg]));
+  }
+  for (const [name, list, peer] of [["betaroute", runs.base, null], ["betaroute +KV policy", runs.kv, runs.base], ["betaroute +OFREP warm", runs.ofrep, runs.base]]) {
+    const ratio = (k) => median(list.map((x, i) => x[k] / peer[i][k]));
+    const m = (k) => median(list.map((x) => x[k]));
+    console.log(`| ${name} | ${alg} | ${m("rps").toFixed(0)} | ${peer ? ratio("rps").toFixed(2) + "x" : ""} | ${m("p50").toFixed(2)} | ${m("p99").toFixed(2)} | ${peer ? ratio("p99").toFixed(2) + "x" : ""} |`);
+  }
+}
+console.log(`goal: a policy lookup does not cost the edge (KV policy within noise of none); OFREP on a warm cache takes the async path`);
 for (const mf of Object.values(workers)) await mf.dispose();
+ofrep.close();

@@ -21,7 +21,9 @@ ONLY=${BENCH_ONLY:-bundle core router edge restart}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 CONNS=32
 WORK=$(mktemp -d)
-trap 'for p in $WORK/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; pkill -f "betaroute serve --config $WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+# Every step may find nothing to stop; under set -e a failing one would end the trap (and the
+# script) with status 1 after a successful run.
+trap 'for p in $WORK/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done; pkill -f "betaroute serve --config $WORK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 need=()
 for tool in wrk nginx haproxy; do command -v "$tool" >/dev/null || need+=("$tool"); done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 60): the rule parser, the token verification
-# path, the JWKS parser, the router's configuration readers and the Consul tags build. A crash in one target does not
+# path, the JWKS parser, the router's configuration readers, the Consul tags build and the
+# rollout policy with its patterns. A crash in one target does not
 # stop the others: every target runs, and the crashes are listed at the end (exit 1 if any).
 # Crashes land in fuzz/artifacts/TARGET/; the inputs libFuzzer finds interesting accumulate in
 # fuzz/corpus/ (not committed), seeded from the small committed corpus in fuzz/seeds/.
@@ -8,7 +9,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 SECONDS_PER_TARGET=${1:-60}
-TARGETS=${FUZZ_TARGETS:-rule_parser token jwks router_config consul_tags}
+TARGETS=${FUZZ_TARGETS:-rule_parser token jwks router_config consul_tags rollout}
 CARGO_FUZZ_VERSION=0.13.2
 
 if [ "$("$BETAROUTE_TOOLS/bin/cargo-fuzz" --version 2>/dev/null | awk '{print $NF}')" != "$CARGO_FUZZ_VERSION" ]; then

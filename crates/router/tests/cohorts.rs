@@ -71,10 +71,12 @@ async fn admin(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_file_kill_switch_sends_beta_to_main_within_a_second_without_a_failed_request() {
+async fn the_kill_switch_sends_beta_to_main_within_a_second_without_a_failed_request() {
     let main = Backend::start("main").await;
     let beta = Backend::start("beta").await;
-    let r = Router::start(&beta_main_with_switch(&main.url(), &beta.url(), None));
+    let token = "load-test-admin-token-0123456789";
+    let (st, _) = with_token(Some(token));
+    let r = Router::start_with(&st, &beta_main_with_switch(&main.url(), &beta.url(), None));
     assert_eq!(served(&r, &[BETA]).await, "beta");
 
     // Load of beta requests on keep-alive connections while the switch is flipped twice.
@@ -132,6 +134,22 @@ async fn the_file_kill_switch_sends_beta_to_main_within_a_second_without_a_faile
         assert!(back.elapsed() < Duration::from_secs(1), "beta not back");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The API switch, still under load: the very next request is main, and back.
+    let (s, body) = admin(
+        &r,
+        "PUT",
+        "/api/cohorts/beta",
+        Some(token),
+        r#"{"enabled": false}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(served(&r, &[BETA]).await, "main");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, body) = admin(&r, "DELETE", "/api/cohorts/beta", Some(token), "").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(served(&r, &[BETA]).await, "beta");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     stop.store(true, Ordering::Relaxed);
     let (mut total, mut failed) = (0, Vec::new());
     for c in clients {
