@@ -270,7 +270,8 @@ http:
       ORIGIN_URL: router.web,
       JWT_KEYS: JSON.stringify(keys.jwks),
       ROUTING_SIGNING_KEYS: readFileSync(routingKeys, "utf8"),
-      ROLLOUT_POLICY: JSON.stringify({ headers: { "org.tier": "X-Tier" } }),
+      // bob is in the rollout at 100 % and in the holdback bucket (3804 < 5000): held back.
+      ROLLOUT_POLICY: JSON.stringify({ headers: { "org.tier": "X-Tier" }, percent: 100, holdback: 50 }),
     });
     const served = async (headers) => {
       const res = await w.dispatchFetch("https://api.example.com/v1/items", { headers });
@@ -293,6 +294,12 @@ http:
         }).on("error", reject);
       });
       assert.equal(direct.server, "other");
+      // The edge's holdback label is signed too: the router counts bob as holdback, routed as main.
+      assert.equal(await served({ authorization: `Bearer ${tokenWith({ sub: "bob" })}` }), "other");
+      const metrics = await (await fetch(`${router.admin}/metrics`)).text();
+      assert.match(metrics, /betaroute_requests_total\{entrypoint="web",router="api@file",service="other@file",cohort="holdback",code="2xx"\} 1/);
+      // One refused signature: the direct request around the edge, none from the edge's requests.
+      assert.match(metrics, /betaroute_signature_rejected_total\{entrypoint="web",reason="missing"\} 1\n/);
     } finally {
       await w.dispose();
       router.stop();

@@ -39,6 +39,11 @@ pub struct Pattern {
 /// RE2's limit on a repetition count.
 const MAX_REPEAT: u32 = 1000;
 
+/// The most atoms a pattern may have once its repetitions are expanded (`(a{100}){100}` has
+/// 10,000). Engines refuse patterns past their own size limits, and not at the same point: a
+/// bound here, below both, keeps the edge and the router agreeing on which patterns are valid.
+const MAX_SIZE: u64 = 10_000;
+
 impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, String> {
         let (js, case_insensitive) = translate(source, true)?;
@@ -88,9 +93,12 @@ fn translate(source: &str, js: bool) -> Result<(String, bool), String> {
                 }
             }
         }
-        p.alternation()?;
+        let size = p.alternation()?;
         if p.at < p.chars.len() {
             return Err("unexpected ) (no group to close)".into());
+        }
+        if size > MAX_SIZE {
+            return Err(too_large());
         }
         Ok((p.out, case_insensitive))
     }
@@ -117,27 +125,36 @@ impl Parser {
             .all(|(i, c)| self.chars.get(self.at + i) == Some(&c))
     }
 
-    /// `a|b|...` up to a `)` or the end.
-    fn alternation(&mut self) -> Result<(), String> {
+    /// `a|b|...` up to a `)` or the end; its size (atoms, repetitions expanded).
+    fn alternation(&mut self) -> Result<u64, String> {
+        let mut size = 0u64;
         loop {
-            self.sequence()?;
+            size = size.saturating_add(self.sequence()?);
+            if size > MAX_SIZE {
+                return Err(too_large());
+            }
             if self.peek() == Some('|') {
                 self.at += 1;
                 self.out.push('|');
                 continue;
             }
-            return Ok(());
+            return Ok(size);
         }
     }
 
-    /// Atoms with their repetitions, up to `|`, `)` or the end.
-    fn sequence(&mut self) -> Result<(), String> {
-        // Whether the last atom can take a repetition (not after `^`, `$`, `\b`, a repetition).
+    /// Atoms with their repetitions, up to `|`, `)` or the end; its size.
+    fn sequence(&mut self) -> Result<u64, String> {
+        // Whether the last atom can take a repetition (not after `^`, `$`, `\b`, a repetition),
+        // and its size.
         let mut repeatable = false;
+        let (mut size, mut last) = (0u64, 0u64);
         while let Some(c) = self.peek() {
+            if size > MAX_SIZE {
+                return Err(too_large());
+            }
             match c {
-                '|' => return Ok(()),
-                ')' if self.depth > 0 => return Ok(()),
+                '|' => return Ok(size),
+                ')' if self.depth > 0 => return Ok(size),
                 ')' => return Err("unexpected ) (no group to close)".into()),
                 '*' | '+' | '?' => {
                     if !repeatable {
@@ -146,27 +163,33 @@ impl Parser {
                     self.at += 1;
                     self.out.push(c);
                     self.lazy();
+                    size = size.saturating_add(last);
                     repeatable = false;
                 }
                 '{' => match self.counted()? {
-                    Some(text) => {
+                    Some((text, copies)) => {
                         if !repeatable {
                             return Err(format!("missing argument to repetition operator: {text}"));
                         }
                         self.out.push_str(&text);
                         self.lazy();
+                        size = (size - last).saturating_add(last.saturating_mul(copies));
                         repeatable = false;
                     }
                     None => {
                         self.at += 1;
                         self.out.push_str("\\{");
-                        repeatable = true;
+                        (repeatable, last) = (true, 1);
+                        size += 1;
                     }
                 },
-                _ => repeatable = self.atom()?,
+                _ => {
+                    (repeatable, last) = self.atom()?;
+                    size = size.saturating_add(last);
+                }
             }
         }
-        Ok(())
+        Ok(size)
     }
 
     /// A `?` after a repetition (lazy): the language is the same, kept as written.
@@ -180,9 +203,9 @@ impl Parser {
         }
     }
 
-    /// `{n}`, `{n,}`, `{n,m}` at the cursor: its text, or `None` when the `{` is a literal (as
-    /// RE2 reads `{` that does not start a valid count).
-    fn counted(&mut self) -> Result<Option<String>, String> {
+    /// `{n}`, `{n,}`, `{n,m}` at the cursor: its text and how many copies of its atom it makes,
+    /// or `None` when the `{` is a literal (as RE2 reads `{` that does not start a valid count).
+    fn counted(&mut self) -> Result<Option<(String, u64)>, String> {
         let rest: String = self.chars[self.at..].iter().collect();
         let Some(end) = rest.find('}') else {
             return Ok(None);
@@ -206,21 +229,19 @@ impl Parser {
             return Err(format!("invalid repeat count: {{{inner}}}"));
         }
         self.at += inner.chars().count() + 2;
-        Ok(Some(format!("{{{inner}}}")))
+        let copies = u64::from(hi.map_or(n(lo) + 1, n).max(1));
+        Ok(Some((format!("{{{inner}}}"), copies)))
     }
 
-    /// One atom; whether a repetition may follow it.
-    fn atom(&mut self) -> Result<bool, String> {
+    /// One atom: whether a repetition may follow it, and its size.
+    fn atom(&mut self) -> Result<(bool, u64), String> {
         let c = self.peek().expect("caller checked");
         self.at += 1;
         match c {
-            '(' => {
-                self.group()?;
-                Ok(true)
-            }
+            '(' => Ok((true, self.group()?)),
             '[' => {
                 self.class()?;
-                Ok(true)
+                Ok((true, 1))
             }
             '.' => {
                 self.out.push_str(match (self.dot_all, self.js) {
@@ -228,21 +249,22 @@ impl Parser {
                     (true, true) => "[^]",
                     (true, false) => "(?s:.)",
                 });
-                Ok(true)
+                Ok((true, 1))
             }
             '^' | '$' => {
                 self.out.push(c);
-                Ok(false)
+                Ok((false, 0))
             }
             '\\' => self.escape(),
             c => {
                 literal(&mut self.out, c, self.js);
-                Ok(true)
+                Ok((true, 1))
             }
         }
     }
 
-    fn group(&mut self) -> Result<(), String> {
+    /// A group, after its `(`; its size.
+    fn group(&mut self) -> Result<u64, String> {
         if self.peek() == Some('?') {
             self.at += 1;
             match self.peek() {
@@ -281,18 +303,18 @@ impl Parser {
         // A named group or a plain one: only the language matters, so both become `(?:`.
         self.out.push_str("(?:");
         self.depth += 1;
-        self.alternation()?;
+        let size = self.alternation()?;
         self.depth -= 1;
         if self.peek() != Some(')') {
             return Err("missing closing )".into());
         }
         self.at += 1;
         self.out.push(')');
-        Ok(())
+        Ok(size.max(1))
     }
 
     /// An escape outside a class; whether a repetition may follow it.
-    fn escape(&mut self) -> Result<bool, String> {
+    fn escape(&mut self) -> Result<(bool, u64), String> {
         let Some(c) = self.peek() else {
             return Err("trailing backslash at end of expression".into());
         };
@@ -301,36 +323,42 @@ impl Parser {
             'd' | 'D' | 'w' | 'W' | 's' | 'S' => {
                 let (neg, set) = perl(c);
                 let _ = write!(self.out, "[{}{set}]", if neg { "^" } else { "" });
-                Ok(true)
+                Ok((true, 1))
             }
             'b' | 'B' => {
                 self.out.push('\\');
                 self.out.push(c);
-                Ok(false)
+                Ok((false, 0))
             }
             'A' => {
                 self.out.push('^');
-                Ok(false)
+                Ok((false, 0))
             }
             'z' => {
                 self.out.push('$');
-                Ok(false)
+                Ok((false, 0))
             }
             'Q' => {
-                // Literal text up to \E (or the end).
+                // Literal text up to \E (or the end). A repetition after it repeats its last
+                // character, in RE2 as in the translation.
+                let start = self.at;
                 while self.at < self.chars.len() && !self.peek_str("\\E") {
                     literal(&mut self.out, self.chars[self.at], self.js);
                     self.at += 1;
                 }
+                let n = (self.at - start) as u64;
                 if self.peek_str("\\E") {
                     self.at += 2;
                 }
-                Ok(true)
+                if n == 0 {
+                    return Err("an empty \\Q...\\E is not supported".into());
+                }
+                Ok((true, n))
             }
             _ => {
                 let ch = self.escaped_char(c)?;
                 literal(&mut self.out, ch, self.js);
-                Ok(true)
+                Ok((true, 1))
             }
         }
     }
@@ -418,8 +446,7 @@ impl Parser {
                 return Ok(());
             }
             first = false;
-            if self.peek_str("[:") {
-                self.posix()?;
+            if self.peek_str("[:") && self.posix()? {
                 continue;
             }
             if c == '\\' && matches!(self.chars.get(self.at + 1), Some('d' | 'w' | 's')) {
@@ -462,13 +489,14 @@ impl Parser {
         }
     }
 
-    /// `[:name:]` inside a class: its ASCII ranges.
-    fn posix(&mut self) -> Result<(), String> {
-        let rest: String = self.chars[self.at..].iter().collect();
-        let end = rest
-            .find(":]")
-            .ok_or("missing closing :] in a POSIX class")?;
-        let name = &rest[2..end];
+    /// `[:name:]` inside a class: its ASCII ranges. `false` when no `:]` follows: then the `[`
+    /// is a literal, as RE2 reads it.
+    fn posix(&mut self) -> Result<bool, String> {
+        let rest: String = self.chars[self.at + 2..].iter().collect();
+        let Some(end) = rest.find(":]") else {
+            return Ok(false);
+        };
+        let name = &rest[..end];
         let (neg, name) = match name.strip_prefix('^') {
             Some(n) => (true, n),
             None => (false, name),
@@ -494,9 +522,14 @@ impl Parser {
             other => return Err(format!("invalid character class range: [:{other}:]")),
         };
         self.out.push_str(set);
-        self.at += end + 2;
-        Ok(())
+        self.at += 2 + name_len(&rest[..end]) + 2;
+        Ok(true)
     }
+}
+
+/// The length in characters of a POSIX class name as written.
+fn name_len(name: &str) -> usize {
+    name.chars().count()
 }
 
 /// The ASCII set of a Perl class, and whether it is negated.
@@ -511,6 +544,10 @@ fn perl(c: char) -> (bool, &'static str) {
     }
 }
 
+fn too_large() -> String {
+    format!("the pattern is too large (more than {MAX_SIZE} atoms with its repetitions expanded)")
+}
+
 /// A literal character outside a class, as both syntaxes read it literally.
 fn literal(out: &mut String, c: char, js: bool) {
     if "\\^$.|?*+()[]{}".contains(c) {
@@ -521,9 +558,10 @@ fn literal(out: &mut String, c: char, js: bool) {
     }
 }
 
-/// A literal character inside a class.
+/// A literal character inside a class. Rust's syntax also reads `~~`, `&&` and `--` inside a
+/// class as set operations (RE2 and ECMAScript without `v` read literals): escaped there.
 fn class_literal(out: &mut String, c: char, js: bool) {
-    if "\\]^-[".contains(c) {
+    if "\\]^-[".contains(c) || (!js && "~&".contains(c)) {
         out.push('\\');
         out.push(c);
     } else {
@@ -592,6 +630,10 @@ mod tests {
             ("\\", "trailing backslash"),
             ("\\q", "invalid escape"),
             ("[[:foo:]]", "invalid character class range"),
+            ("[a--b]", "invalid character class range: a--"),
+            ("(a{100}){101}", "too large"),
+            ("((a{10}){10}){101}", "too large"),
+            ("\\Q\\E*", "empty"),
         ] {
             let e = Pattern::parse(p).unwrap_err();
             assert!(e.contains(why), "{p}: {e}");
@@ -616,6 +658,13 @@ mod tests {
             ("\\s", "\u{a0}", false),
             ("\\x{1F680}", "go 🚀", true),
             ("\\d", "٣", false),
+            ("[~~]", "~", true),
+            ("[a&&b]", "&", true),
+            ("[--b]", "a", true),
+            ("[--b]", "c", false),
+            ("[[:]", ":", true),
+            ("[[:]", "[", true),
+            ("(a{100}){100}", "aa", false),
         ] {
             let pat = Pattern::parse(p).unwrap();
             let re = regex_lite::Regex::new(&pat.rust)
