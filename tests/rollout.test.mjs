@@ -109,6 +109,10 @@ describe("the published vectors", () => {
       ["x{", ["x{"]],
       ["^\\w+$", ["straße", "abc_1"]],
       ["\\x{1F680}", ["go 🚀", "go"]],
+      ["(?i)^k", ["K", "k", "\u212a"]],
+      ["(?i)[w-y]", ["X", "z"]],
+      ["[~~&&]", ["~", "&", "a"]],
+      ["[[:]", ["[", ":", "a"]],
     ];
     for (const [re, inputs] of cases) {
       const policy = { rules: [{ name: "r", claim: "email", regex: re }] };
@@ -175,6 +179,31 @@ describe("the kill switch and the policy's life cycle in KV", () => {
     const d = await decision(w.mf, mint(keys.keys.HS256.priv, "--beta"));
     assert.equal(d.reason, "beta_claim");
     assert.equal(d.policy.source, "inline");
+  });
+});
+
+describe("a KV namespace that cannot be read", () => {
+  test("the read failure is logged and ROLLOUT_POLICY (else the claim alone) decides", async () => {
+    const logs = [];
+    const collect = (st) => st.on("data", (d) => logs.push(String(d)));
+    // A binding named BETAROUTE_POLICY that is not a KV namespace: every read fails.
+    const w = await startWorker(
+      { ORIGIN_URL: origin.url, JWT_KEYS: JSON.stringify(keys.jwks), BETAROUTE_POLICY: { not: "a namespace" }, ROLLOUT_POLICY: JSON.stringify({ deny: ["dev"] }), POLICY_CACHE_SECONDS: "0" },
+      { handleRuntimeStdio: (out, err) => { collect(out); collect(err); } },
+    );
+    try {
+      const res = await w.dispatchFetch("https://api.example.com/v1/items", { headers: { authorization: `Bearer ${mint(keys.keys.HS256.priv, "--beta")}` } });
+      assert.equal(res.status, 200, "a policy store that fails never fails the request");
+      await res.arrayBuffer();
+      assert.deepEqual(header(origin.last(), "x-rikstv-beta"), [], "the inline policy denies dev");
+      const d = await decision(w, mint(keys.keys.HS256.priv, "--beta"));
+      assert.equal(d.reason, "denied");
+      assert.equal(d.policy.source, "inline");
+      await sleep(200);
+      assert.ok(logs.some((l) => l.includes("reading the rollout policy from KV failed")), logs.join(""));
+    } finally {
+      await w.dispose();
+    }
   });
 });
 

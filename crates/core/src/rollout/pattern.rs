@@ -29,7 +29,7 @@ pub struct Pattern {
     pub source: String,
     /// The ECMAScript source, for `new RegExp(js, js_flags)` at the edge.
     pub js: String,
-    /// `u`, or `iu` for `(?i)`.
+    /// Always `u`: `(?i)` is translated, never left to an engine's flag (see [`Pattern::parse`]).
     pub js_flags: &'static str,
     /// The same pattern for Rust's regex syntax (the router's `regex-lite`): what the ECMAScript
     /// source says, spelled for the other engine, so both read one normalized pattern.
@@ -45,24 +45,27 @@ const MAX_REPEAT: u32 = 1000;
 const MAX_SIZE: u64 = 10_000;
 
 impl Pattern {
+    /// Checks and translates a pattern.
+    ///
+    /// `(?i)` is written out as classes (`k` becomes `[kK]`): the engines fold case differently
+    /// (ECMAScript's `iu` folds Unicode, so `k` matches the Kelvin sign; regex-lite folds ASCII
+    /// only), so neither is asked to. It folds ASCII letters; a case-insensitive pattern with a
+    /// character outside ASCII is refused by name rather than matched differently from RE2,
+    /// which folds Unicode.
     pub fn parse(source: &str) -> Result<Pattern, String> {
-        let (js, case_insensitive) = translate(source, true)?;
-        let (rust, _) = translate(source, false)?;
+        let js = translate(source, true)?;
+        let rust = translate(source, false)?;
         Ok(Pattern {
             source: source.to_owned(),
             js,
-            js_flags: if case_insensitive { "iu" } else { "u" },
-            rust: if case_insensitive {
-                format!("(?i){rust}")
-            } else {
-                rust
-            },
+            js_flags: "u",
+            rust,
         })
     }
 }
 
-/// The pattern for ECMAScript (`js`) or Rust's regex syntax, and whether it is case-insensitive.
-fn translate(source: &str, js: bool) -> Result<(String, bool), String> {
+/// The pattern for ECMAScript (`js`) or Rust's regex syntax.
+fn translate(source: &str, js: bool) -> Result<String, String> {
     {
         let mut p = Parser {
             chars: source.chars().collect(),
@@ -71,8 +74,8 @@ fn translate(source: &str, js: bool) -> Result<(String, bool), String> {
             dot_all: false,
             depth: 0,
             js,
+            fold: false,
         };
-        let mut case_insensitive = false;
         // Leading flags: `(?i)`, `(?s)`, `(?is)`.
         if p.peek_str("(?") {
             if let Some(end) = p.chars[p.at + 2..].iter().position(|&c| c == ')') {
@@ -80,7 +83,7 @@ fn translate(source: &str, js: bool) -> Result<(String, bool), String> {
                 if !flags.is_empty() && flags.chars().all(|c| c.is_ascii_alphabetic()) {
                     for f in flags.chars() {
                         match f {
-                            'i' => case_insensitive = true,
+                            'i' => p.fold = true,
                             's' => p.dot_all = true,
                             other => {
                                 return Err(format!(
@@ -100,7 +103,7 @@ fn translate(source: &str, js: bool) -> Result<(String, bool), String> {
         if size > MAX_SIZE {
             return Err(too_large());
         }
-        Ok((p.out, case_insensitive))
+        Ok(p.out)
     }
 }
 
@@ -112,6 +115,8 @@ struct Parser {
     depth: usize,
     /// Writing ECMAScript (else Rust's regex syntax).
     js: bool,
+    /// `(?i)`: ASCII letters match either case.
+    fold: bool,
 }
 
 impl Parser {
@@ -257,10 +262,62 @@ impl Parser {
             }
             '\\' => self.escape(),
             c => {
-                literal(&mut self.out, c, self.js);
+                self.lit(c)?;
                 Ok((true, 1))
             }
         }
+    }
+
+    /// A literal outside a class; under `(?i)` an ASCII letter becomes a class of both cases.
+    fn lit(&mut self, c: char) -> Result<(), String> {
+        if self.fold && c.is_ascii_alphabetic() {
+            let _ = write!(
+                self.out,
+                "[{}{}]",
+                c.to_ascii_lowercase(),
+                c.to_ascii_uppercase()
+            );
+            return Ok(());
+        }
+        self.check_fold(c)?;
+        literal(&mut self.out, c, self.js);
+        Ok(())
+    }
+
+    /// Under `(?i)`, a character outside ASCII is refused (see [`Pattern::parse`]). Telling
+    /// non-ASCII letters from other characters takes Unicode's case tables, 14 KB of the edge's
+    /// wasm: every non-ASCII character is refused instead.
+    fn check_fold(&self, c: char) -> Result<(), String> {
+        if self.fold && !c.is_ascii() {
+            return Err(format!("(?i) patterns are ASCII only here: {c:?} is not (write both cases in a class without (?i) instead)"));
+        }
+        Ok(())
+    }
+
+    /// One character of a class, or a range, with the other case of its ASCII letters under
+    /// `(?i)`.
+    fn class_range(&mut self, lo: char, hi: char) -> Result<(), String> {
+        self.check_fold(lo)?;
+        self.check_fold(hi)?;
+        class_literal(&mut self.out, lo, self.js);
+        if hi != lo {
+            self.out.push('-');
+            class_literal(&mut self.out, hi, self.js);
+        }
+        if self.fold {
+            for (from, to, flip) in [('a', 'z', 'A'), ('A', 'Z', 'a')] {
+                let (a, b) = (lo.max(from), hi.min(to));
+                if a <= b {
+                    let shift = |c: char| char::from(flip as u8 + (c as u8 - from as u8));
+                    self.out.push(shift(a));
+                    if b != a {
+                        self.out.push('-');
+                        self.out.push(shift(b));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A group, after its `(`; its size.
@@ -343,7 +400,7 @@ impl Parser {
                 // character, in RE2 as in the translation.
                 let start = self.at;
                 while self.at < self.chars.len() && !self.peek_str("\\E") {
-                    literal(&mut self.out, self.chars[self.at], self.js);
+                    self.lit(self.chars[self.at])?;
                     self.at += 1;
                 }
                 let n = (self.at - start) as u64;
@@ -357,7 +414,7 @@ impl Parser {
             }
             _ => {
                 let ch = self.escaped_char(c)?;
-                literal(&mut self.out, ch, self.js);
+                self.lit(ch)?;
                 Ok((true, 1))
             }
         }
@@ -465,11 +522,9 @@ impl Parser {
                 if hi < lo {
                     return Err(format!("invalid character class range: {lo}-{hi}"));
                 }
-                class_literal(&mut self.out, lo, self.js);
-                self.out.push('-');
-                class_literal(&mut self.out, hi, self.js);
+                self.class_range(lo, hi)?;
             } else {
-                class_literal(&mut self.out, lo, self.js);
+                self.class_range(lo, lo)?;
             }
         }
     }
@@ -512,6 +567,7 @@ impl Parser {
             "cntrl" => "\\x00-\\x1F\\x7F",
             "digit" => "0-9",
             "graph" => "!-~",
+            "lower" | "upper" if self.fold => "A-Za-z",
             "lower" => "a-z",
             "print" => " -~",
             "punct" => "!-\\/:-@\\[-`{-~",
@@ -607,7 +663,10 @@ mod tests {
         assert_eq!(js("\\Aab\\z"), "^ab$");
         assert_eq!(js("/"), "/");
         assert_eq!(Pattern::parse("(?s)a.\\n").unwrap().rust, "a(?s:.)\\x{a}");
-        assert_eq!(Pattern::parse("(?i)abc").unwrap().js_flags, "iu");
+        assert_eq!(js("(?i)aB1"), "[aA][bB]1");
+        assert_eq!(js("(?i)[a-cX]"), "[a-cA-CXx]");
+        assert_eq!(js("(?i)[[:lower:]]"), "[A-Za-z]");
+        assert_eq!(Pattern::parse("(?i)abc").unwrap().js_flags, "u");
     }
 
     #[test]
@@ -634,6 +693,9 @@ mod tests {
             ("(a{100}){101}", "too large"),
             ("((a{10}){10}){101}", "too large"),
             ("\\Q\\E*", "empty"),
+            ("(?i)é", "ASCII only"),
+            ("(?i)[à-ÿ]", "ASCII only"),
+            ("(?i)[a-\\x{10FFFF}]", "ASCII only"),
         ] {
             let e = Pattern::parse(p).unwrap_err();
             assert!(e.contains(why), "{p}: {e}");
@@ -665,6 +727,11 @@ mod tests {
             ("[[:]", ":", true),
             ("[[:]", "[", true),
             ("(a{100}){100}", "aa", false),
+            ("(?i)k", "K", true),
+            ("(?i)k", "\u{212a}", false),
+            ("(?i)[^a]", "A", false),
+            ("(?i)[W-Y]", "x", true),
+            ("(?i)[W-Y]", "z", false),
         ] {
             let pat = Pattern::parse(p).unwrap();
             let re = regex_lite::Regex::new(&pat.rust)
