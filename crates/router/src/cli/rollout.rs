@@ -33,9 +33,15 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Action {
     /// Print the policy in canonical form (every field), and a summary on stderr.
-    Show,
+    Show {
+        /// The policy file (instead of --file).
+        path: Option<PathBuf>,
+    },
     /// Check the policy: exit 0, or 2 with the problem and its line and column.
-    Validate,
+    Validate {
+        /// The policy file (instead of --file).
+        path: Option<PathBuf>,
+    },
     /// Set a field: percent, holdback, salt, subject or beta (on/off).
     Set { field: String, value: String },
     /// The kill switch: beta off for everyone.
@@ -72,12 +78,13 @@ enum Action {
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let file = args.file.as_path();
     match args.action {
-        Action::Show => {
-            let p = load(file)?;
+        Action::Show { path } => {
+            let p = load(path.as_deref().unwrap_or(file))?;
             print_stdout(&format!("{}\n", pretty(&p)))?;
             eprintln!("betaroute: {}", summary(&p));
         }
-        Action::Validate => {
+        Action::Validate { path } => {
+            let file = path.as_deref().unwrap_or(file);
             let p = load(file)?;
             eprintln!("betaroute: {}: valid; {}", file.display(), summary(&p));
         }
@@ -110,10 +117,16 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             holdback,
             subject,
         } => {
-            let policy = if file.exists() {
-                Some(load(file)?)
-            } else {
-                None
+            // The file only informs: a missing or broken one never stops the bucket's answer.
+            let policy = match file.exists().then(|| load(file)) {
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    eprintln!(
+                        "betaroute: {e} (ignored: the bucket needs only the subject and salt)"
+                    );
+                    None
+                }
+                None => None,
             };
             let salt =
                 salt.unwrap_or_else(|| policy.as_ref().map_or(String::new(), |p| p.salt.clone()));
