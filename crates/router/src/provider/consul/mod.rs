@@ -276,6 +276,7 @@ pub(crate) mod tests_support {
             require_consistent: false,
             connect_by_default: false,
             endpoint: Default::default(),
+            cohorts_key: None,
         }
     }
 }
