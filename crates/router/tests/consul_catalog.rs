@@ -208,6 +208,7 @@ fn traefiks_build_configuration_cases() {
             }
         };
         let catalog = Catalog {
+            beta_enabled: None,
             items: case["items"].as_array().unwrap().iter().map(item).collect(),
             skipped: Vec::new(),
         };
