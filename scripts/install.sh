@@ -33,3 +33,11 @@ if [ ! -f "$stamp" ] || ! cmp -s "$ROOT/package-lock.json" "$stamp"; then
   npm ci --no-audit --no-fund
   cp "$ROOT/package-lock.json" "$stamp"
 fi
+
+# scipy, for the statistics' reference values (scripts/stats_reference.py --check in test.sh).
+SCIPY_VERSION=1.17.1
+if [ "$(python3 -c 'import scipy; print(scipy.__version__)' 2>/dev/null)" != "$SCIPY_VERSION" ]; then
+  say "pip install scipy $SCIPY_VERSION (a wheel, under a minute)"
+  python3 -m pip install --user --quiet "scipy==$SCIPY_VERSION" 2>&1 | grep -v "running pip as the 'root' user" >&2 || true
+  python3 -c 'import scipy' || { echo "scipy did not install" >&2; exit 1; }
+fi

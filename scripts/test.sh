@@ -14,6 +14,9 @@ scripts/install.sh
 step "the fake Consul the router's Consul tests run against"
 python3 scripts/test_fake_consul.py
 
+step "the statistics' reference values are what scipy computes"
+python3 scripts/stats_reference.py --check
+
 step "cargo test --workspace"
 cargo test --workspace
 

@@ -15,6 +15,7 @@
 //!   claim rules, mapped headers) and its decision.
 //! - [`source`]: where a token is taken from (Authorization, cookie).
 //! - [`rules`]: the Traefik v3 rule engine and the compiled route table.
+//! - [`stats`]: the judge's statistics (Mann-Whitney U, Hodges-Lehmann, Fisher's exact test).
 //! - [`signature`]: signed routing decisions between the edge and the origin router.
 //!
 //! # Design choices
@@ -39,6 +40,7 @@ pub mod rollout;
 pub mod rules;
 pub mod signature;
 pub mod source;
+pub mod stats;
 pub mod verdict;
 pub mod verify;
 
