@@ -57,13 +57,16 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let beta_config = state.config.beta_switch.as_ref();
     Ok(match path.as_str() {
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared
+        "/metrics" => {
+            let mut m = shared
                 .registry
-                .render(&state.servers(), shared.beta.enabled(beta_config)),
-        ),
+                .render(&state.servers(), shared.beta.enabled(beta_config));
+            super::judge::render(&mut m, &state.comparisons);
+            reply(StatusCode::OK, "text/plain; version=0.0.4", m)
+        }
+        _ if path == "/api/comparisons" || path.starts_with("/api/comparisons/") => {
+            comparisons(&state, &path, req.method())
+        }
         "/api/cohorts" | "/api/cohorts/beta" => cohorts(&shared, peer, req).await,
         "/ping" => reply(StatusCode::OK, "text/plain", "OK".into()),
         _ if path.starts_with("/api/") => {
@@ -139,6 +142,27 @@ async fn cohorts(
             "peer": peer.ip().to_string()})
     );
     view(shared)
+}
+
+/// `GET /api/comparisons` (every comparison) and `GET /api/comparisons/NAME` (one).
+fn comparisons(state: &super::state::State, path: &str, method: &Method) -> Response<Full<Bytes>> {
+    if method != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new());
+    }
+    let body = match path.strip_prefix("/api/comparisons/") {
+        None => serde_json::Value::Array(state.comparisons.iter().map(|c| c.view()).collect()),
+        Some(name) => match state.comparisons.iter().find(|c| c.name() == name) {
+            Some(c) => c.view(),
+            None => {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    format!("no comparison named {name:?}\n"),
+                )
+            }
+        },
+    };
+    reply(StatusCode::OK, "application/json", format!("{body}\n"))
 }
 
 /// `None` when the request carries the admin token; else the answer that refuses it.

@@ -61,6 +61,8 @@ pub struct Registry {
     providers: Mutex<BTreeMap<String, ProviderHealth>>,
     /// Requests sent again to another server, by (service, reason). Rare: a lock is fine.
     retries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The judge's comparisons, kept across reloads.
+    pub comparisons: super::judge::Comparisons,
     /// Requests whose cohort the router changed, by (entry point, cohort they had, reason).
     /// Only while the kill switch is off: a lock is fine.
     overrides: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,

@@ -16,6 +16,7 @@ mod balancer;
 mod cohorts;
 pub mod error;
 mod health;
+mod judge;
 mod metrics;
 mod pool;
 mod reload;
@@ -176,6 +177,7 @@ async fn serve(
     let reloader =
         reload::Reloader::new(ep_names, shared.clone(), check_client, health_tasks, layers);
     tokio::spawn(reloader.follow(reports));
+    tokio::spawn(judge::run(shared.clone()));
     server::shutdown_signal().await;
     workers.stop(&shared).await;
     Ok(())

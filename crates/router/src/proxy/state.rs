@@ -7,7 +7,9 @@ use std::sync::Arc;
 use betaroute_core::rules::{Router, Table};
 
 use super::balancer::{self, Service};
+use super::judge::{Comparison, Side};
 use super::metrics::{Registry, RouteMetrics};
+use crate::config::dynamic::{Baseline, ComparisonSpec};
 use crate::config::RoutingConfig;
 
 /// What a matched router leads to.
@@ -20,6 +22,8 @@ pub struct Target {
     /// Why the router is refused (its configuration uses what betaroute does not implement).
     pub refused: Option<String>,
     pub metrics: Arc<RouteMetrics>,
+    /// The comparisons this router's requests count for, and on which side.
+    pub comparisons: Vec<(Arc<Comparison>, Side)>,
 }
 
 #[derive(Debug)]
@@ -31,6 +35,9 @@ pub struct State {
     pub config: RoutingConfig,
     /// Metrics of requests no router matched, per entry point.
     pub unmatched: HashMap<String, Arc<RouteMetrics>>,
+    /// Every comparison configured, and those whose baseline is the holdback cohort.
+    pub comparisons: Vec<Arc<Comparison>>,
+    pub holdback: Vec<Arc<Comparison>>,
 }
 
 impl State {
@@ -41,6 +48,29 @@ impl State {
         registry: &Registry,
     ) -> State {
         let empty = HashMap::new();
+        let comparisons: Vec<(ComparisonSpec, Arc<Comparison>)> = config
+            .comparisons
+            .iter()
+            .map(|spec| (spec.clone(), registry.comparisons.get(spec)))
+            .collect();
+        let holdback = comparisons
+            .iter()
+            .filter(|(s, _)| s.baseline == Baseline::Holdback)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let sides = |router: &str, service: &str| -> Vec<(Arc<Comparison>, Side)> {
+            let named = |n: &str| n == router || n == service;
+            let mut out = Vec::new();
+            for (s, c) in &comparisons {
+                if named(&s.beta) {
+                    out.push((c.clone(), Side::Beta));
+                }
+                if matches!(&s.baseline, Baseline::Named(b) if named(b)) {
+                    out.push((c.clone(), Side::Baseline));
+                }
+            }
+            out
+        };
         let services = balancer::build(&config.services, previous.map_or(&empty, |p| &p.services));
         let mut tables = HashMap::new();
         let mut unmatched = HashMap::new();
@@ -64,6 +94,7 @@ impl State {
                         service,
                         refused: r.refused.clone(),
                         metrics: registry.route(ep, &r.name, &r.service),
+                        comparisons: sides(&r.name, &r.service),
                     });
                     Some(Router::new(&r.name, r.rule.clone(), r.priority, target))
                 })
@@ -77,6 +108,8 @@ impl State {
             services,
             config,
             unmatched,
+            comparisons: comparisons.into_iter().map(|(_, c)| c).collect(),
+            holdback,
         }
     }
 

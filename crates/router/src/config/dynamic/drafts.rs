@@ -45,6 +45,14 @@ pub struct MiddlewareDraft {
     pub config: String,
 }
 
+/// A comparison, names as written.
+#[derive(Debug, Clone)]
+pub struct ComparisonDraft {
+    pub name: String,
+    pub at: usize,
+    pub spec: super::spec::ComparisonSpec,
+}
+
 /// Everything one file defines.
 #[derive(Debug, Clone, Default)]
 pub struct Part {
@@ -53,6 +61,7 @@ pub struct Part {
     pub middlewares: Vec<MiddlewareDraft>,
     /// `cohorts.beta.enabled`, when the file sets it.
     pub beta_enabled: Option<bool>,
+    pub comparisons: Vec<ComparisonDraft>,
 }
 
 /// What every defined object has: a name, unique across files, and where it is written.
@@ -74,4 +83,4 @@ macro_rules! named {
     )*};
 }
 
-named!(RouterDraft, ServiceDraft, MiddlewareDraft);
+named!(RouterDraft, ServiceDraft, MiddlewareDraft, ComparisonDraft);

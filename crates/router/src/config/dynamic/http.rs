@@ -4,7 +4,7 @@
 //! services and middlewares each have their reader module.
 
 use super::drafts::Part;
-use super::{middleware, router, service};
+use super::{comparison, middleware, router, service};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::Node;
 
@@ -55,6 +55,13 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
                 );
             }
         }
+        if let Some(mut comparisons) = http.obj(cx, "comparisons") {
+            for e in comparisons.named() {
+                if let Some(c) = comparison::read(cx, e) {
+                    part.comparisons.push(c);
+                }
+            }
+        }
         http.refuse(
             cx,
             "models",
@@ -68,6 +75,7 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
                 "middlewares",
                 "serversTransports",
                 "models",
+                "comparisons",
             ],
         );
     }

@@ -2,6 +2,7 @@
 //! more files, read with located errors ([`http`]) and validated across files ([`validate`])
 //! into one immutable [`RoutingConfig`], the value the proxy serves from and swaps on reload.
 
+mod comparison;
 pub(crate) mod drafts;
 pub(crate) mod http;
 mod middleware;
@@ -13,7 +14,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use spec::{
-    BetaSwitch, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig, ServerSpec, ServiceSpec,
+    Baseline, BetaSwitch, ComparisonSpec, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig,
+    ServerSpec, ServiceSpec,
 };
 pub use validate::{combine, layer, qualify, Layer};
 

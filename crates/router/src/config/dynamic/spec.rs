@@ -80,6 +80,31 @@ pub struct RoutingConfig {
     pub diagnostics: Vec<Diagnostic>,
     /// `cohorts.beta.enabled`, when a provider sets it (unset: beta is on).
     pub beta_switch: Option<BetaSwitch>,
+    /// `http.comparisons`, names qualified.
+    pub comparisons: Vec<ComparisonSpec>,
+}
+
+/// A comparison of beta with its baseline (`http.comparisons.NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonSpec {
+    pub name: String,
+    /// A router or service name.
+    pub beta: String,
+    pub baseline: Baseline,
+    pub interval: std::time::Duration,
+    pub window: std::time::Duration,
+    pub thresholds: betaroute_core::stats::judge::Thresholds,
+    pub failure_threshold: u32,
+    pub webhook: Option<String>,
+}
+
+/// What beta is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Baseline {
+    /// Main requests of this router or service.
+    Named(String),
+    /// Holdback requests (like users kept on main), wherever they are routed.
+    Holdback,
 }
 
 /// The beta kill switch as the dynamic configuration sets it, and which provider set it.

@@ -12,8 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::drafts::{MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft};
-use super::spec::{BetaSwitch, RouterSpec, RoutingConfig, ServiceSpec};
+use super::drafts::{
+    ComparisonDraft, MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft,
+};
+use super::spec::{Baseline, BetaSwitch, RouterSpec, RoutingConfig, ServiceSpec};
 use crate::config::error::ConfigErrors;
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
@@ -48,6 +50,7 @@ pub struct Layer {
     diagnostics: Vec<Diagnostic>,
     /// `cohorts.beta.enabled` as this provider sets it (off wins over on among its files).
     beta_enabled: Option<bool>,
+    comparisons: BTreeMap<String, (usize, ComparisonDraft)>,
 }
 
 impl Layer {
@@ -61,6 +64,7 @@ impl Layer {
             middlewares: BTreeMap::new(),
             diagnostics: Vec::new(),
             beta_enabled: None,
+            comparisons: BTreeMap::new(),
         }
     }
 
@@ -154,6 +158,16 @@ pub fn layer(
         }
         for r in part.routers {
             add_unique(&mut out.routers, "router", &out.sources, i, r, &mut d);
+        }
+        for c in part.comparisons {
+            add_unique(
+                &mut out.comparisons,
+                "comparison",
+                &out.sources,
+                i,
+                c,
+                &mut d,
+            );
         }
     }
     if strict {
@@ -417,6 +431,30 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
                 .insert(name.clone(), qualified_spec(spec, here));
         }
     }
+    // Comparisons, their references qualified; one that names nothing known yet is kept (it
+    // judges `inconclusive` until traffic arrives) and said so.
+    for l in layers {
+        for (name, (src, c)) in &l.comparisons {
+            let here = l.provider.as_str();
+            let mut spec = c.item_spec(here);
+            spec.name = format!("{name}@{here}");
+            let known = |n: &str| routers.contains_key(n) || services.contains_key(n);
+            let mut unknown = Vec::new();
+            if !known(&spec.beta) {
+                unknown.push(spec.beta.clone());
+            }
+            if let Baseline::Named(b) = &spec.baseline {
+                if !known(b) {
+                    unknown.push(b.clone());
+                }
+            }
+            for u in unknown {
+                let why = format!("comparison {}: {u} is no router or service (yet): nothing to compare until it is", spec.name);
+                d.push(Severity::Warning, &l.sources[*src], c.at, why);
+            }
+            out.comparisons.push(spec);
+        }
+    }
     out.diagnostics = layers
         .iter()
         .flat_map(|l| l.diagnostics.iter().cloned())
@@ -505,6 +543,18 @@ fn service_refusals(
         }
     }
     refused
+}
+
+impl ComparisonDraft {
+    /// The spec with its references qualified by the provider `here`.
+    fn item_spec(&self, here: &str) -> super::spec::ComparisonSpec {
+        let mut spec = self.spec.clone();
+        spec.beta = qualify(&spec.beta, here);
+        if let Baseline::Named(b) = &spec.baseline {
+            spec.baseline = Baseline::Named(qualify(b, here));
+        }
+        spec
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! 4. **prepare**: hop-by-hop headers out, X-Forwarded-* set;
 //! 5. **send**: a server of the service, with one retry when that is safe ([`upstream`]);
 //! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
-//! 7. **log**: metrics by cohort and the access log line.
+//! 7. **log**: metrics by cohort, the judge's comparisons, and the access log line.
 
 mod forwarded;
 mod route;
@@ -198,11 +198,23 @@ fn respond(result: Result<Response<PooledBody>, super::error::ProxyError>) -> Re
 fn log(shared: &Shared, state: &State, ep: &EntryPointCtx, peer: &PeerIp, ctx: &Ctx, status: u16) {
     let elapsed = ctx.started.elapsed();
     match &ctx.target {
-        Some(t) => t.metrics.record(ctx.cohort, status, elapsed),
+        Some(t) => {
+            t.metrics.record(ctx.cohort, status, elapsed);
+            for (c, side) in &t.comparisons {
+                if side.accepts(ctx.cohort) {
+                    c.record(*side, status, elapsed);
+                }
+            }
+        }
         None => {
             if let Some(m) = state.unmatched.get(&ep.name) {
                 m.record(ctx.cohort, status, elapsed);
             }
+        }
+    }
+    if ctx.cohort == Cohort::Holdback {
+        for c in &state.holdback {
+            c.record(super::judge::Side::Baseline, status, elapsed);
         }
     }
     let (Some(access_log), Some((method, path))) = (&shared.access_log, &ctx.logged) else {
