@@ -41,3 +41,10 @@ if [ "$(python3 -c 'import scipy; print(scipy.__version__)' 2>/dev/null)" != "$S
   python3 -m pip install --user --quiet "scipy==$SCIPY_VERSION" 2>&1 | grep -v "running pip as the 'root' user" >&2 || true
   python3 -c 'import scipy' || { echo "scipy did not install" >&2; exit 1; }
 fi
+
+# Debian's chromium, which tests/dashboard.test.mjs drives through playwright-core (no browser
+# download: `playwright install` cannot work offline).
+if ! command -v chromium >/dev/null 2>&1; then
+  say "apt-get install chromium (about a minute)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

@@ -165,6 +165,39 @@ async fn a_beta_30_percent_slower_is_turned_off_by_the_judge() {
     );
     assert!(m.contains("betaroute_beta_enabled 0"), "{m}");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The same in the terminal.
+    let cli = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
+            .args(["compare", "--admin", &format!("http://{}", r.admin)])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = cli(&[]);
+    assert!(table.starts_with("comparison"), "{table}");
+    assert!(
+        table.contains("api@file") && table.contains("fail") && table.contains("off (judge)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("beta turned off by the judge: 2 consecutive failed verdicts"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&cli(&["--json"])).unwrap();
+    assert_eq!(json[0]["name"], "api@file");
+    // The dashboard is served, with its script and a strict content policy.
+    let (status, page) = get(r.admin, "admin", "/dashboard", &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"/dashboard.js\">"), "{page}");
+    let (status, js) = get(r.admin, "admin", "/dashboard.js", &[]).await;
+    assert_eq!(status, 200);
+    assert!(js.contains("/api/comparisons"));
     let bodies = hooked.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(

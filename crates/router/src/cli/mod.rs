@@ -3,6 +3,7 @@
 //! Each command is a module; this one parses the arguments and maps errors to exit codes.
 
 mod check;
+mod compare;
 mod error;
 mod keys;
 mod rollout;
@@ -44,6 +45,8 @@ enum Command {
     Serve(serve::Args),
     /// Show, validate and edit a rollout policy; publish it; tell where a subject falls.
     Rollout(rollout::Args),
+    /// Beta against its baseline: a running router's comparisons and the judge's verdicts.
+    Compare(compare::Args),
 }
 
 #[derive(Subcommand)]
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Rollout(args) => rollout::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,26 @@ use super::api;
 use super::cohorts;
 use super::shared::Shared;
 
+/// The dashboard: one page and its script, built in (no external assets).
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+
+/// A built-in page, with a policy that allows nothing but this origin's script and API.
+fn page(content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = reply(StatusCode::OK, content_type, body.to_owned());
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'",
+        ),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// The largest body a write endpoint reads.
 const MAX_BODY: usize = 4096;
 
@@ -64,6 +84,10 @@ async fn handle(
             super::judge::render(&mut m, &state.comparisons);
             reply(StatusCode::OK, "text/plain; version=0.0.4", m)
         }
+        "/dashboard" | "/dashboard/" => page("text/html; charset=utf-8", DASHBOARD_HTML),
+        "/dashboard.js" => page("text/javascript; charset=utf-8", DASHBOARD_JS),
+        // Browsers ask for it with every page: no icon, and no 404 in their console.
+        "/favicon.ico" => reply(StatusCode::NO_CONTENT, "image/x-icon", String::new()),
         _ if path == "/api/comparisons" || path.starts_with("/api/comparisons/") => {
             comparisons(&state, &path, req.method())
         }
