@@ -60,6 +60,7 @@ test("the dashboard shows the verdict, both distributions and the history", { sk
     const points = await page.getAttribute("polyline.dist-beta", "points");
     assert.ok(points.split(" ").length >= 10, points);
     assert.ok((await page.locator("section.cmp tbody tr").count()) >= 1, "verdict history");
+    assert.equal(await page.locator("polyline.errors-beta").count(), 1, "5xx rates over time");
     assert.equal(await page.textContent("#switch"), "on");
     const dir = mkdtempSync(path.join(tmpdir(), "betaroute-dashboard-"));
     const shot = path.join(dir, "dashboard.png");

@@ -253,3 +253,100 @@ async fn an_identical_pair_is_never_turned_off_and_low_traffic_is_inconclusive()
     let (_, body) = get(r.web, "api.example.com", "/", &[("x-rikstv-beta", "true")]).await;
     assert_eq!(server_of(&body), "beta");
 }
+
+/// A backend answering 500 to every `every`-th request (and 200 to the others, after 2 ms).
+async fn failing_backend(every: u64) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let n = n.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    let i = n.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        let mut r =
+                            hyper::Response::new(Full::new(Bytes::from("{\"server\":\"beta\"}")));
+                        if i.is_multiple_of(every) {
+                            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beta_answering_2_percent_5xx_is_turned_off() {
+    let main = Backend::start("main").await;
+    main.slow_ms.store(2, Ordering::SeqCst);
+    let beta = failing_backend(50).await;
+    let r = Router::start(&config(&main.url(), &beta, "http://127.0.0.1:9/none"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let web = r.web;
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let c = client();
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let beta: &[(&str, &str)] = if (n + i).is_multiple_of(2) {
+                        &[("x-rikstv-beta", "true")]
+                    } else {
+                        &[]
+                    };
+                    request(
+                        &c,
+                        web,
+                        "GET",
+                        "api.example.com",
+                        "/slow",
+                        beta,
+                        Bytes::new(),
+                    )
+                    .await;
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let tripped = loop {
+        let c = comparison(&r).await;
+        if !c["tripped"].is_null() {
+            break c;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not tripped in 10 s: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    eprintln!(
+        "5xx: tripped after {:?}: {}",
+        started.elapsed(),
+        tripped["tripped"]["reason"]
+    );
+    let reason = tripped["tripped"]["reason"].as_str().unwrap();
+    assert!(reason.contains("answers 5xx more often"), "{reason}");
+    let rate = tripped["latest"]["beta"]["error_rate_5xx"]
+        .as_f64()
+        .unwrap();
+    assert!((0.015..0.025).contains(&rate), "{rate}");
+}

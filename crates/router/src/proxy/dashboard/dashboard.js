@@ -70,6 +70,27 @@ function overTime(history) {
   return svg;
 }
 
+/** 5xx rates of both sides over the verdict history. */
+function errorsOverTime(history) {
+  const w = 420, h = 180, pad = 28;
+  const svg = el("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "5xx rates over time" });
+  const rates = (side) => history.map((e) => e[side].error_rate_5xx);
+  const values = [...rates("beta"), ...rates("baseline")].filter((v) => v !== null);
+  if (values.length === 0) {
+    svg.append(el("text", { x: w / 2 - 50, y: h / 2 }, "no verdicts yet"));
+    return svg;
+  }
+  const top = Math.max(0.01, ...values) * 1.1;
+  const x = (i) => pad + (i / Math.max(1, history.length - 1)) * (w - 2 * pad);
+  const y = (v) => h - pad - (v / top) * (h - 2 * pad);
+  for (const [side, color] of [["baseline", "#1d4ed8"], ["beta", "#c2410c"]]) {
+    const pts = rates(side).map((v, i) => (v === null ? null : `${x(i).toFixed(1)},${y(v).toFixed(1)}`)).filter(Boolean).join(" ");
+    svg.append(el("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 1.5, class: `errors-${side}` }));
+  }
+  svg.append(el("text", { x: pad, y: 14 }, `5xx rate; top ${(100 * top).toFixed(2)}%`));
+  return svg;
+}
+
 function section(c) {
   const s = document.createElement("section");
   s.className = "cmp";
@@ -113,7 +134,12 @@ function section(c) {
   const cap2 = document.createElement("figcaption");
   cap2.textContent = "Latency over the last verdicts";
   f2.append(cap2);
-  charts.append(f1, f2);
+  const f3 = document.createElement("figure");
+  f3.append(errorsOverTime(c.history));
+  const cap3 = document.createElement("figcaption");
+  cap3.textContent = "5xx rates over the last verdicts";
+  f3.append(cap3);
+  charts.append(f1, f2, f3);
   s.append(charts);
   const table = document.createElement("table");
   table.innerHTML = "<thead><tr><th>time</th><th>verdict</th><th>beta req</th><th>base req</th><th>beta p50</th><th>base p50</th><th>beta p99</th><th>base p99</th><th>shift ms</th><th>p latency</th><th>beta 5xx</th><th>base 5xx</th><th>p 5xx</th></tr></thead>";
