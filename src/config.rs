@@ -272,18 +272,7 @@ fn read_ofrep(vars: &Vars, problems: &mut Vec<String>) -> Option<OfrepSettings> 
             return None;
         }
     };
-    let mut num = |name: &'static str, default: u64| match vars.get(name) {
-        None => default,
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            let value = v.to_owned();
-            note(
-                problems,
-                name,
-                ConfigProblem::NotWholeNumber { value, default },
-            );
-            default
-        }),
-    };
+    let mut num = |name, default| whole_number(vars, problems, name, default);
     Some(OfrepSettings {
         url: base,
         flag: vars.get("OFREP_FLAG").unwrap_or("beta").to_owned(),
@@ -294,6 +283,22 @@ fn read_ofrep(vars: &Vars, problems: &mut Vec<String>) -> Option<OfrepSettings> 
         bearer: vars.get("OFREP_BEARER_TOKEN").map(str::to_owned),
         api_key: vars.get("OFREP_API_KEY").map(str::to_owned),
     })
+}
+
+/// A whole-number variable, `default` when unset or not a whole number (a problem noted).
+fn whole_number(vars: &Vars, problems: &mut Vec<String>, name: &'static str, default: u64) -> u64 {
+    match vars.get(name) {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            let value = v.to_owned();
+            note(
+                problems,
+                name,
+                ConfigProblem::NotWholeNumber { value, default },
+            );
+            default
+        }),
+    }
 }
 
 /// `POLICY_CACHE_SECONDS`: how long a KV policy is used before KV is read again (default 5).
@@ -419,18 +424,7 @@ fn read_jwks(vars: &Vars, problems: &mut Vec<String>) -> Option<JwksSettings> {
         );
         return None;
     }
-    let mut num = |name: &'static str, default: u64| match vars.get(name) {
-        None => default,
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            let value = v.to_owned();
-            note(
-                problems,
-                name,
-                ConfigProblem::NotWholeNumber { value, default },
-            );
-            default
-        }),
-    };
+    let mut num = |name, default| whole_number(vars, problems, name, default);
     Some(JwksSettings {
         url: url.to_owned(),
         min_ttl: num("JWKS_CACHE_MIN_SECONDS", 300),

@@ -203,9 +203,7 @@ impl Parser {
             self.at += 1;
             self.out.push('?');
         }
-        if matches!(self.peek(), Some('*' | '+' | '?')) {
-            // `a**` and friends: RE2 refuses them; reported by the caller's next round.
-        }
+        // `a**` and friends: RE2 refuses them; the caller's next round reports it.
     }
 
     /// `{n}`, `{n,}`, `{n,m}` at the cursor: its text and how many copies of its atom it makes,
@@ -578,14 +576,9 @@ impl Parser {
             other => return Err(format!("invalid character class range: [:{other}:]")),
         };
         self.out.push_str(set);
-        self.at += 2 + name_len(&rest[..end]) + 2;
+        self.at += 2 + rest[..end].chars().count() + 2;
         Ok(true)
     }
-}
-
-/// The length in characters of a POSIX class name as written.
-fn name_len(name: &str) -> usize {
-    name.chars().count()
 }
 
 /// The ASCII set of a Perl class, and whether it is negated.
