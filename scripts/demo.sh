@@ -98,7 +98,7 @@ ROUTER_PID=$!
 
 echo "starting wrangler dev (log in .demo/wrangler.log)" >&2
 setsid wrangler dev -c "$DEMO/wrangler.toml" --ip 127.0.0.1 --port "$EDGE_PORT" --show-interactive-dev-session=false \
-  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ROUTER_PORT" --var "POLICY_CACHE_SECONDS:1" > "$DEMO/wrangler.log" 2>&1 &
+  --env-file "$DEMO/.env" --var "ORIGIN_URL:http://127.0.0.1:$ROUTER_PORT" --var "POLICY_CACHE_SECONDS:1" --var "CONSOLE_PATH:/hello" > "$DEMO/wrangler.log" 2>&1 &
 pids+=($!)
 WRANGLER_PID=$!
 
@@ -156,10 +156,14 @@ Try it:
   curl -s $EDGE/hello -H "X-RiksTV-Beta: true" -H "x_rikstv_beta: true"
   # why is this token beta (or not)?
   curl -s $EDGE/_betaroute/api/decision -H "Authorization: Bearer $BETA_TOKEN"
-  # the page for testers
+  # the tester console: am I beta and why (paste \$BETA), and Compare: /hello as you and as an
+  # anonymous user, which pool answered each (X-BetaRoute-Served-By) and how fast
   open $EDGE/_betaroute/
   # beta and main side by side: request counts and latency histograms by cohort
   curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep cohort
+  # the judge: beta against main, a verdict every 10 s (send some traffic first: scripts/demo-users.sh)
+  open http://127.0.0.1:$ADMIN_PORT/dashboard
+  target/debug/betaroute compare --admin http://127.0.0.1:$ADMIN_PORT
   # which router would take a request, without sending it
   target/debug/betaroute route explain --config demo/betaroute.toml -H "X-RiksTV-Beta: true" http://localhost/hello
 

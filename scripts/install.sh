@@ -48,3 +48,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   say "apt-get install chromium (about a minute)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+
+# Debian's prometheus, which crates/router/tests/fleet.rs runs scraping two router replicas for
+# `betaroute compare --prometheus` (about 10 s; nothing is started as a service here).
+if ! command -v prometheus >/dev/null 2>&1; then
+  say "apt-get install prometheus (about 10 s)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi

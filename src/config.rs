@@ -11,7 +11,7 @@ use betaroute_core::{Alg, BetaPolicy, HeaderPolicy, KeySet, Policy, Verifier, Ve
 use crate::error::{ConfigProblem, EdgeError, PolicyProblem};
 
 /// Every variable the edge reads, in the order of [`Vars::values`].
-pub const VAR_NAMES: [&str; 33] = [
+pub const VAR_NAMES: [&str; 35] = [
     "ORIGIN_URL",
     "JWT_KEYS",
     "JWT_ISSUER",
@@ -45,6 +45,8 @@ pub const VAR_NAMES: [&str; 33] = [
     "OFREP_RETRY_SECONDS",
     "OFREP_BEARER_TOKEN",
     "OFREP_API_KEY",
+    "CONSOLE_PATH",
+    "SERVED_BY_HEADER",
 ];
 
 /// Where the beta flag is asked for (OFREP), and how its answers are kept.
@@ -158,6 +160,12 @@ pub struct EdgeConfig {
     pub ofrep: Option<OfrepSettings>,
     /// Reserved path prefix for betaroute's own pages, e.g. `/_betaroute/`.
     pub prefix: String,
+    /// The origin path the tester console's compare panel sends its requests to
+    /// (`CONSOLE_PATH`); `None`: the panel is off.
+    pub console_path: Option<String>,
+    /// The router's response header naming the pool that answered (`SERVED_BY_HEADER`; the
+    /// router sends it when its `cohort.servedByHeader` is set).
+    pub served_by_header: String,
     /// One JSON log line per request (default on; configuration problems are always logged).
     pub log_requests: bool,
     /// Configuration problems ([`EdgeError::Config`] texts), logged when the configuration is
@@ -201,6 +209,24 @@ impl EdgeConfig {
         let jwks = read_jwks(vars, &mut problems);
         let verifier = read_verifier(vars, claims, jwks.is_some(), &mut problems);
         let prefix = read_prefix(vars, &mut problems);
+        let console_path = vars.get("CONSOLE_PATH").and_then(|p| {
+            if p.starts_with('/') && !p.starts_with(&prefix) {
+                return Some(p.to_owned());
+            }
+            let value = p.to_owned();
+            note(
+                &mut problems,
+                "CONSOLE_PATH",
+                ConfigProblem::NotConsolePath { value },
+            );
+            None
+        });
+        let served_by_header = read_header_name(
+            vars,
+            "SERVED_BY_HEADER",
+            "X-BetaRoute-Served-By",
+            &mut problems,
+        );
         let mut cfg = EdgeConfig {
             origin,
             verifier,
@@ -218,6 +244,8 @@ impl EdgeConfig {
             ofrep: None,
             log_requests: !matches!(vars.get("LOG_REQUESTS"), Some("false" | "0" | "no")),
             prefix,
+            console_path,
+            served_by_header,
             problems: Vec::new(),
         };
         cfg.policy_cache_ms = read_cache_seconds(vars, &mut problems) as f64 * 1000.0;

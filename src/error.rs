@@ -78,6 +78,8 @@ pub enum ConfigProblem {
     Policy { message: String },
     /// Not a usable flag service base URL (`why`); the flag service is not asked.
     NotOfrep { value: String, why: &'static str },
+    /// Not an origin path for the tester console's compare panel; the panel is off.
+    NotConsolePath { value: String },
 }
 
 /// Why a rollout policy is not in force.
@@ -265,6 +267,10 @@ impl ConfigProblem {
             ConfigProblem::NotOfrep { value, why } => write!(
                 f,
                 "{var} {value:?} ignored ({why}): the flag service is not asked"
+            ),
+            ConfigProblem::NotConsolePath { value } => write!(
+                f,
+                "{var} {value:?} ignored (not a path starting with / outside the reserved prefix): the console's compare panel is off"
             ),
             ConfigProblem::Policy { message } => {
                 write!(f, "{var}: {message}: not in force (the token's claim alone decides unless a KV policy is read)")

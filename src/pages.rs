@@ -67,5 +67,12 @@ fn decision(
         None => serde_json::Value::Null,
     };
     body["config_problems"] = json!(cfg.problems);
+    // What the tester console needs: where its compare panel sends requests, the header that
+    // names the pool that answered, and the cookie a token may come in (its name only).
+    body["console"] = json!({
+        "compare_path": cfg.console_path,
+        "served_by_header": cfg.served_by_header,
+        "token_cookie": cfg.token_cookie,
+    });
     respond(200, "application/json", &body.to_string())
 }

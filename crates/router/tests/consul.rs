@@ -562,34 +562,6 @@ async fn a_real_agent_when_one_is_configured() {
     .await;
 }
 
-/// Test PKI: a CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-fn pki(dir: &std::path::Path) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "betaroute test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    for (name, san) in [("server", true), ("client", false)] {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        // Not the CA's name: OpenSSL takes a certificate named as its issuer for self-signed.
-        p.distinguished_name
-            .push(DnType::CommonName, format!("betaroute test {name}"));
-        if san {
-            p.subject_alt_names
-                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        }
-        let cert = p.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn tls_to_consul_with_a_private_ca_and_a_client_certificate() {
     let dir = temp_dir();

@@ -48,10 +48,33 @@ async fn wait_tripped(r: &Router) -> (serde_json::Value, Duration) {
     }
 }
 
-/// A webhook receiver: the bodies it was sent.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+/// A webhook receiver: the bodies it was sent. With `tls` (a directory holding `pki`'s files),
+/// it speaks https with the test CA's server certificate.
+async fn receiver(tls: Option<&std::path::Path>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!(
+        "{scheme}://{}/hook?token=s3cret",
+        listener.local_addr().unwrap()
+    );
+    let acceptor = tls.map(|dir| {
+        use rustls::pki_types::pem::PemObject;
+        let chain: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
     let got: Arc<Mutex<Vec<String>>> = Default::default();
     let sink = got.clone();
     tokio::spawn(async move {
@@ -60,6 +83,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
                 continue;
             };
             let sink = sink.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let sink = sink.clone();
@@ -71,9 +95,21 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
                         Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from("ok"))))
                     }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                match acceptor {
+                    Some(a) => {
+                        let Ok(tls) = a.accept(stream).await else {
+                            return;
+                        };
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .await;
+                    }
+                    None => {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    }
+                }
             });
         }
     });
@@ -82,30 +118,36 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
 
 /// Beta and main requests from 16 keep-alive clients until `stop`.
 fn load(r: &Router, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u32>> {
+    const BETA: &[(&str, &str)] = &[("x-rikstv-beta", "true")];
+    load_mix(r, 16, &["api.example.com"], &[BETA, &[]], stop)
+}
+
+type Headers = &'static [(&'static str, &'static str)];
+
+/// Requests to `/slow` from `clients` keep-alive clients until `stop`, going round the hosts and,
+/// per host, round the header sets; each client's failed (non-200) requests are returned.
+fn load_mix(
+    r: &Router,
+    clients: u32,
+    hosts: &[&str],
+    mix: &[Headers],
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u32>> {
     let web = r.web;
-    (0..16)
+    let hosts: Arc<Vec<String>> = Arc::new(hosts.iter().map(|h| h.to_string()).collect());
+    let mix: Arc<Vec<Headers>> = Arc::new(mix.to_vec());
+    (0..clients)
         .map(|i| {
-            let stop = stop.clone();
+            let (stop, hosts, mix) = (stop.clone(), hosts.clone(), mix.clone());
             tokio::spawn(async move {
                 let c = client();
                 let mut failed = 0;
-                let mut n = 0u32;
+                let mut n = i as usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let beta: &[(&str, &str)] = if (n + i).is_multiple_of(2) {
-                        &[("x-rikstv-beta", "true")]
-                    } else {
-                        &[]
-                    };
-                    let (s, _) = request(
-                        &c,
-                        web,
-                        "GET",
-                        "api.example.com",
-                        "/slow",
-                        beta,
-                        Bytes::new(),
-                    )
-                    .await;
+                    let host = &hosts[n % hosts.len()];
+                    let headers = mix[(n / hosts.len() + i as usize) % mix.len()];
+                    let (s, _) =
+                        request(&c, web, "GET", host, "/slow", headers, Bytes::new()).await;
                     failed += u32::from(s != 200);
                     n += 1;
                 }
@@ -124,7 +166,7 @@ async fn a_beta_30_percent_slower_is_turned_off_by_the_judge() {
     let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
     main.slow_ms.store(10, Ordering::SeqCst);
     beta.slow_ms.store(13, Ordering::SeqCst);
-    let (hook, hooked) = receiver().await;
+    let (hook, hooked) = receiver(None).await;
     let r = Router::start(&config(&main.url(), &beta.url(), &hook));
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(&r, stop.clone());
@@ -279,7 +321,16 @@ async fn a_beta_answering_2_percent_5xx_is_turned_off() {
     let main = Backend::start("main").await;
     main.slow_ms.store(2, Ordering::SeqCst);
     let beta = failing_backend(50).await;
-    let r = Router::start(&config(&main.url(), &beta, "http://127.0.0.1:9/none"));
+    // The webhook over https, its server verified against the test CA (as system roots).
+    let pki_dir = temp_dir();
+    pki(&pki_dir);
+    let (hook, hooked) = receiver(Some(&pki_dir)).await;
+    let ca = pki_dir.join("ca.pem");
+    let r = Router::start_env(
+        STATIC,
+        &config(&main.url(), &beta, &hook),
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     // Its 5xx answers count as failed requests in the load's tally: expected here.
     let clients = load(&r, stop.clone());
@@ -298,4 +349,201 @@ async fn a_beta_answering_2_percent_5xx_is_turned_off() {
         .as_f64()
         .unwrap();
     assert!((0.015..0.025).contains(&rate), "{rate}");
+    for _ in 0..40 {
+        if !hooked.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bodies = hooked.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "https webhook: {bodies:?}\n{}", r.stderr());
+    assert!(
+        bodies[0].contains("answers 5xx more often"),
+        "{}",
+        bodies[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_fails_is_logged_without_its_secret() {
+    let main = Backend::start("main").await;
+    main.slow_ms.store(2, Ordering::SeqCst);
+    let beta = failing_backend(10).await;
+    // An https receiver whose certificate the router does not trust (no SSL_CERT_FILE).
+    let pki_dir = temp_dir();
+    pki(&pki_dir);
+    let (hook, hooked) = receiver(Some(&pki_dir)).await;
+    let r = Router::start(&config(&main.url(), &beta, &hook));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&r, stop.clone());
+    wait_tripped(&r).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let port = hook.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let logged = loop {
+        let out = r.stdout();
+        if let Some(line) = out.lines().find(|l| l.contains("webhook to")) {
+            break line.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(logged.contains("webhook to https://127.0.0.1:"), "{logged}");
+    assert!(
+        logged.contains("certificate"),
+        "the cause is named: {logged}"
+    );
+    assert!(
+        !logged.contains("s3cret") && !logged.contains(port),
+        "{logged}"
+    );
+    assert!(hooked.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_baseline_beta_is_compared_with_its_main_router_then_its_holdback() {
+    let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
+    main.slow_ms.store(2, Ordering::SeqCst);
+    beta.slow_ms.store(2, Ordering::SeqCst);
+    let dynamic = format!(
+        "{}\n  comparisons:\n    api:\n      beta: api-beta\n      interval: 300ms\n      window: 1200ms\n      minSamples: 50\n",
+        beta_main_config(&main.url(), &beta.url()).trim_end()
+    );
+    let served_by = format!("{STATIC}\n[cohort]\nservedByHeader = \"X-BetaRoute-Served-By\"\n");
+    let r = Router::start_with(&served_by, &dynamic);
+    let c = comparison(&r).await;
+    assert_eq!(c["baseline"], "api-main@file", "{c}");
+    assert_eq!(c["baseline_default"], true);
+
+    // The opt-in header names the pool that answered; never a server address.
+    let served = |headers: &'static [(&'static str, &'static str)]| async move {
+        let req =
+            hyper::Request::get(format!("http://{}/", r.web)).header("host", "api.example.com");
+        let req = headers.iter().fold(req, |q, (k, v)| q.header(*k, *v));
+        let resp = client()
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let all: Vec<String> = resp
+            .headers()
+            .get_all("x-betaroute-served-by")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        all
+    };
+    assert_eq!(served(&[("x-rikstv-beta", "true")]).await, ["beta@file"]);
+    assert_eq!(served(&[]).await, ["main@file"]);
+
+    // Main requests alone: judged against the main router.
+    const BETA: Headers = &[("x-rikstv-beta", "true")];
+    const HOLDBACK: Headers = &[("x-betaroute-cohort", "holdback")];
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load_mix(&r, 8, &["api.example.com"], &[BETA, &[]], stop.clone());
+    r.wait_admin("/api/comparisons/api@file", 10, |s| {
+        s.contains("\"verdict\":\"pass\",\"against\":\"baseline\"")
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        assert_eq!(c.await.unwrap(), 0);
+    }
+    // With holdback requests (users kept off beta on purpose) enough to judge by: against them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load_mix(&r, 8, &["api.example.com"], &[BETA, HOLDBACK], stop.clone());
+    r.wait_admin("/api/comparisons/api@file", 10, |s| {
+        let c: serde_json::Value = serde_json::from_str(s).unwrap();
+        c["against"] == "holdback" && c["latest"]["baseline"]["requests"].as_u64() >= Some(50)
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        assert_eq!(c.await.unwrap(), 0);
+    }
+    let m = r.admin_get("/metrics").await;
+    for side in ["beta", "baseline", "holdback"] {
+        assert!(
+            m.contains(&format!("betaroute_judge_requests_total{{comparison=\"api@file\",side=\"{side}\",code=\"2xx\"}}")),
+            "{side}: {m}"
+        );
+    }
+    assert!(m.contains("betaroute_judge_latency_seconds_bucket{comparison=\"api@file\",side=\"beta\",le=\"+Inf\"}"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_baseline_and_no_main_router_the_check_says_so() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
+        .args(["check", "--dynamic"])
+        .arg({
+            let d = temp_dir();
+            let f = d.join("dynamic.yaml");
+            std::fs::write(&f, "http:\n  routers:\n    b: {rule: \"Host(`a`) && Header(`X-RiksTV-Beta`, `true`)\", service: s}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n  comparisons:\n    c: {beta: b}\n").unwrap();
+            f
+        })
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("comparison c@file: no baseline configured, and no router has the rule of b@file without its Header(..., `true`)"),
+        "{text}"
+    );
+}
+
+/// Fifty comparisons of identical pairs judged side by side in one router: fifty independent
+/// runs at once. Counts the failed verdicts (false positives) over real traffic; none may trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_identical_pairs_never_trip() {
+    const N: usize = 50;
+    let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
+    main.slow_ms.store(1, Ordering::SeqCst);
+    beta.slow_ms.store(1, Ordering::SeqCst);
+    let mut y = String::from("http:\n  routers:\n");
+    for i in 0..N {
+        y += &format!("    m{i}: {{rule: \"Host(`h{i}.example.com`)\", service: main}}\n    b{i}: {{rule: \"Host(`h{i}.example.com`) && Header(`X-RiksTV-Beta`, `true`)\", service: beta}}\n");
+    }
+    y += &format!("  services:\n    main: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n    beta: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n  comparisons:\n", main.url(), beta.url());
+    for i in 0..N {
+        y += &format!("    c{i}: {{beta: b{i}, interval: 500ms, window: 2s, minSamples: 40, failureThreshold: 3}}\n");
+    }
+    let r = Router::start(&y);
+    let hosts: Vec<String> = (0..N).map(|i| format!("h{i}.example.com")).collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    const BETA: Headers = &[("x-rikstv-beta", "true")];
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load_mix(&r, 24, &hosts, &[BETA, &[]], stop.clone());
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        assert_eq!(c.await.unwrap(), 0);
+    }
+    let all: serde_json::Value =
+        serde_json::from_str(&r.admin_get("/api/comparisons").await).unwrap();
+    let (mut verdicts, mut fails, mut judged) = (0, 0, 0);
+    for c in all.as_array().unwrap() {
+        assert!(c["tripped"].is_null(), "an identical pair tripped: {c}");
+        for h in c["history"].as_array().unwrap() {
+            verdicts += 1;
+            match h["verdict"].as_str().unwrap() {
+                "fail" => fails += 1,
+                "inconclusive" => {}
+                _ => judged += 1,
+            }
+        }
+    }
+    eprintln!(
+        "fifty identical pairs: {verdicts} verdicts, {judged} pass or marginal, {fails} fail"
+    );
+    assert!(
+        judged >= N * 10,
+        "too few conclusive verdicts: {judged} of {verdicts}"
+    );
+    assert!(
+        fails * 100 <= verdicts,
+        "{fails} failed verdicts of {verdicts}"
+    );
 }

@@ -18,12 +18,14 @@ mod parse;
 mod request;
 mod simple;
 mod table;
+mod twin;
 
 pub use matcher::{host_matches, HostKey, IpNet};
 pub use parse::{parse, Expr, RuleError, RuleErrorKind, MATCHERS};
 pub use request::{canonical_host, parse_query, routing_path, Prepared, RequestView};
 pub use simple::SimpleRequest;
 pub use table::{Router, Table};
+pub use twin::{conjuncts, is_main_twin};
 
 use matcher::Node;
 

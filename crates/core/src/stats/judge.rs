@@ -119,6 +119,15 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
+/// Whether a window is judged against the holdback cohort rather than main requests, where
+/// both are counted (a comparison without a configured baseline counts the main requests of
+/// beta's twin router and its holdback requests): holdback once it has `min_samples` requests,
+/// because users kept off beta on purpose are the cleaner control; main otherwise. With no main
+/// requests at all (a holdback baseline) it is holdback.
+pub fn holdback_is_baseline(main_requests: u64, holdback_requests: u64, min_samples: u64) -> bool {
+    holdback_requests >= min_samples || main_requests == 0
+}
+
 /// Judges beta against the baseline.
 pub fn judge(beta: &Sample, baseline: &Sample, t: &Thresholds) -> Judgement {
     let mut j = Judgement {

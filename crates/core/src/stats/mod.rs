@@ -8,10 +8,12 @@
 //!   median of all pairwise differences), the effect size a tolerance is set on, as Kayenta does.
 //! - [`fisher_exact`]: Fisher's exact test on a 2x2 table (errors and successes per cohort),
 //!   right for the small counts of errors in a short window.
+//! - [`grouped`]: latencies as histogram buckets (a fleet's Prometheus) back into a sample.
 //! - [`judge`]: the verdict on one window (`pass`, `marginal`, `fail`, `inconclusive`) with the
 //!   numbers behind it.
 
 mod fisher;
+pub mod grouped;
 pub mod judge;
 mod mann_whitney;
 

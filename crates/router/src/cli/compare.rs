@@ -1,46 +1,102 @@
 //! `betaroute compare --admin URL [--json]`: the comparisons of a running router (its
-//! `/api/comparisons`), as a table in the terminal or as JSON.
+//! `/api/comparisons`), as a table in the terminal or as JSON; `--prometheus URL` judges a fleet
+//! of replicas from a Prometheus server instead (`fleet`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use betaroute_core::stats::judge::Thresholds;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 
 use super::error::{print_stdout, CliError};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("from").required(true).args(["admin", "prometheus"])))]
 pub struct Args {
-    /// The router's admin address, e.g. http://127.0.0.1:8082.
+    /// A router's admin address, e.g. http://127.0.0.1:8082: its judge's comparisons.
     #[arg(long, value_name = "URL")]
-    admin: String,
+    admin: Option<String>,
+    /// A Prometheus server scraping every router replica, e.g. http://127.0.0.1:9090: each
+    /// comparison judged over the replicas' summed figures.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// With --prometheus: only this comparison (as the routers name it, e.g. api@file).
+    #[arg(long, value_name = "NAME", requires = "prometheus")]
+    comparison: Option<String>,
+    /// With --prometheus: the window judged, up to now (a Go duration).
+    #[arg(long, default_value = "1m", value_parser = duration, requires = "prometheus")]
+    window: Duration,
+    /// With --prometheus: the thresholds (a comparison's own live in the routers' files).
+    #[arg(long, default_value_t = Thresholds::default().alpha, requires = "prometheus")]
+    alpha: f64,
+    #[arg(long, default_value_t = Thresholds::default().min_samples, requires = "prometheus")]
+    min_samples: u64,
+    /// Milliseconds.
+    #[arg(long, default_value_t = Thresholds::default().latency_tolerance_ms, requires = "prometheus")]
+    latency_tolerance: f64,
+    #[arg(long, default_value_t = Thresholds::default().latency_tolerance_ratio, requires = "prometheus")]
+    latency_tolerance_ratio: f64,
+    #[arg(long, default_value_t = Thresholds::default().error_tolerance, requires = "prometheus")]
+    error_tolerance: f64,
     /// Print the comparisons as JSON (what /api/comparisons answers).
     #[arg(long)]
     json: bool,
 }
 
+fn duration(s: &str) -> Result<Duration, String> {
+    betaroute_router::config::read::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let base = args.admin.trim_end_matches('/');
-    if !base.starts_with("http://") {
-        return Err(CliError::usage(format!(
-            "--admin {base:?} must be an http:// URL"
-        )));
-    }
-    let url = format!("{base}/api/comparisons");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let body = rt.block_on(fetch(&url))?;
-    let list: Value = serde_json::from_str(&body)
-        .map_err(|e| CliError::Runtime(format!("{url}: not JSON: {e}")))?;
-    let list = list.as_array().cloned().unwrap_or_default();
+    let list = match (&args.admin, &args.prometheus) {
+        (Some(admin), _) => rt.block_on(from_admin(admin))?,
+        (None, Some(prometheus)) => {
+            let base = http_base("--prometheus", prometheus)?;
+            let t = Thresholds {
+                alpha: args.alpha,
+                min_samples: args.min_samples,
+                latency_tolerance_ms: args.latency_tolerance,
+                latency_tolerance_ratio: args.latency_tolerance_ratio,
+                error_tolerance: args.error_tolerance,
+            };
+            rt.block_on(super::fleet::compare(
+                base,
+                args.comparison.as_deref(),
+                args.window,
+                &t,
+            ))?
+        }
+        (None, None) => unreachable!("clap requires one of --admin and --prometheus"),
+    };
     if args.json {
         print_stdout(&format!("{}\n", Value::Array(list)))?;
         return Ok(ExitCode::SUCCESS);
     }
     print_stdout(&table(&list))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn http_base<'a>(flag: &str, url: &'a str) -> Result<&'a str, CliError> {
+    let base = url.trim_end_matches('/');
+    if !base.starts_with("http://") {
+        return Err(CliError::usage(format!(
+            "{flag} {base:?} must be an http:// URL"
+        )));
+    }
+    Ok(base)
+}
+
+async fn from_admin(admin: &str) -> Result<Vec<Value>, CliError> {
+    let url = format!("{}/api/comparisons", http_base("--admin", admin)?);
+    let body = fetch(&url).await?;
+    let list: Value = serde_json::from_str(&body)
+        .map_err(|e| CliError::Runtime(format!("{url}: not JSON: {e}")))?;
+    Ok(list.as_array().cloned().unwrap_or_default())
 }
 
 async fn fetch(url: &str) -> Result<String, CliError> {

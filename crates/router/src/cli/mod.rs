@@ -5,6 +5,7 @@
 mod check;
 mod compare;
 mod error;
+mod fleet;
 mod keys;
 mod rollout;
 mod route;

@@ -26,6 +26,9 @@ pub struct Server {
     /// Path of the server URL, without a trailing `/` ("" for none): prefixed to request paths.
     base_path: String,
     pub weight: u32,
+    /// The load-balancer service this server belongs to (qualified), as the opt-in
+    /// `cohort.servedByHeader` names it: the pool that answered, never the address.
+    pub service: http::HeaderValue,
     /// Result of the last active health check (true until a check says otherwise).
     pub healthy: AtomicBool,
     /// Milliseconds since `epoch()` until which a passive failure keeps the server out.
@@ -42,9 +45,11 @@ fn now_ms() -> u64 {
 }
 
 impl Server {
-    pub fn new(url: http::Uri, weight: u32) -> Server {
+    pub fn new(url: http::Uri, weight: u32, service: &str) -> Server {
         let authority = url.authority().map(|a| a.to_string()).unwrap_or_default();
         Server {
+            service: http::HeaderValue::from_str(service)
+                .unwrap_or(http::HeaderValue::from_static("(unnamed)")),
             url_text: url.to_string(),
             host_header: http::HeaderValue::from_str(&authority)
                 .unwrap_or(http::HeaderValue::from_static("localhost")),
@@ -259,7 +264,7 @@ fn load_balancer(
                     .find(|os| os.url == s.url && os.weight == s.weight)
                     .cloned()
             });
-            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight)))
+            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight, name)))
         })
         .collect::<Vec<_>>();
     let n = servers.len();
@@ -299,6 +304,7 @@ mod tests {
                     Arc::new(Server::new(
                         format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap(),
                         w,
+                        "t",
                     ))
                 })
                 .collect(),

@@ -3,21 +3,28 @@
 //! off after `failureThreshold` consecutive failed verdicts. It never turns beta back on: a
 //! person does (`PUT /api/cohorts/beta` or `DELETE`), and the judge then starts counting again.
 //!
-//! Statistics are kept per slot of one `interval`: request and error counts, and a uniform
-//! sample (reservoir) of at most [`RESERVOIR`] latencies per side. A verdict merges the slots of
-//! the window and judges at most [`JUDGED`] latencies per side (Hodges-Lehmann costs the product
-//! of the two sizes).
+//! Statistics are kept per slot of one `interval` and side (beta, baseline, holdback): request
+//! and error counts, every latency in an HDR histogram (1 % error; the window's p50/p95/p99 are
+//! over every request), and a uniform sample (reservoir) of at most [`RESERVOIR`] latencies. A
+//! verdict merges the slots of the window and tests at most [`JUDGED`] latencies per side
+//! (Hodges-Lehmann costs the product of the two sizes).
+//!
+//! Each comparison also counts its sides since start, for Prometheus
+//! (`betaroute_judge_latency_seconds`, `betaroute_judge_requests_total`): summed over router
+//! replicas, they are what `betaroute compare --prometheus` judges a fleet by.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use betaroute_core::stats::judge::{judge, Judgement, Sample, Verdict};
+use betaroute_core::stats::grouped;
+use betaroute_core::stats::judge::{holdback_is_baseline, judge, Judgement, Sample, Verdict};
 use betaroute_core::Cohort;
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::config::dynamic::ComparisonSpec;
+use crate::config::dynamic::{Baseline, ComparisonSpec};
 
 /// Latencies kept per side and slot.
 pub const RESERVOIR: usize = 2000;
@@ -30,17 +37,25 @@ const HISTORY: usize = 120;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Beta,
+    /// Main requests of the baseline router or service.
     Baseline,
+    /// Holdback requests (main, labelled by the edge as kept off beta).
+    Holdback,
 }
 
 impl Side {
-    /// Whether a request of `cohort` counts: beta requests for beta, main requests for a named
-    /// baseline (holdback requests are matched apart, by cohort alone).
+    /// Whether a request of `cohort` counts for this side.
     pub fn accepts(self, cohort: Cohort) -> bool {
         matches!(
             (self, cohort),
-            (Side::Beta, Cohort::Beta) | (Side::Baseline, Cohort::Main)
+            (Side::Beta, Cohort::Beta)
+                | (Side::Baseline, Cohort::Main)
+                | (Side::Holdback, Cohort::Holdback)
         )
+    }
+
+    fn as_str(self) -> &'static str {
+        ["beta", "baseline", "holdback"][self as usize]
     }
 }
 
@@ -52,12 +67,53 @@ struct Tally {
     requests: u64,
     errors_5xx: u64,
     errors_4xx: u64,
+    /// Every latency, microseconds (made on the first request: most slots of an idle side
+    /// stay empty).
+    histogram: Option<Histogram<u32>>,
+}
+
+impl Tally {
+    fn histogram(&mut self) -> &mut Histogram<u32> {
+        // 1 us to an hour at two significant digits: 1 % error in about 13 KB.
+        self.histogram.get_or_insert_with(|| {
+            Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds")
+        })
+    }
+
+    /// The window's percentiles over every request, in place of the sample's.
+    fn percentiles(&self, s: &mut betaroute_core::stats::judge::Summary) {
+        let Some(h) = self.histogram.as_ref().filter(|h| !h.is_empty()) else {
+            return;
+        };
+        let ms = |q: f64| Some(h.value_at_quantile(q) as f64 / 1000.0);
+        s.p50_ms = ms(0.50);
+        s.p95_ms = ms(0.95);
+        s.p99_ms = ms(0.99);
+    }
 }
 
 #[derive(Debug, Default, Clone)]
 struct Slot {
-    beta: Tally,
-    baseline: Tally,
+    sides: [Tally; 3],
+}
+
+/// A side's counts since start, for Prometheus.
+#[derive(Debug, Clone)]
+struct Totals {
+    buckets: [u64; grouped::BUCKETS],
+    /// Responses by status class: index 0 for anything else, then 1xx..5xx.
+    codes: [u64; 6],
+    sum_seconds: f64,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            buckets: [0; grouped::BUCKETS],
+            codes: [0; 6],
+            sum_seconds: 0.0,
+        }
+    }
 }
 
 /// One verdict as the history keeps it.
@@ -65,6 +121,8 @@ struct Slot {
 struct Entry {
     at: SystemTime,
     judgement: Judgement,
+    /// What beta was judged against: `baseline` or `holdback`.
+    against: Side,
 }
 
 #[derive(Debug)]
@@ -77,6 +135,7 @@ struct Inner {
     tripped: Option<(SystemTime, String)>,
     next_due: Instant,
     rng: u64,
+    totals: [Totals; 3],
 }
 
 /// One comparison's state, kept across reloads (by name).
@@ -98,6 +157,7 @@ impl Comparison {
                 consecutive_failures: 0,
                 tripped: None,
                 rng: 0x9E37_79B9_7F4A_7C15,
+                totals: Default::default(),
             }),
             verdicts: Default::default(),
             trips: AtomicU64::new(0),
@@ -115,19 +175,29 @@ impl Comparison {
     /// Counts one request for `side`.
     pub fn record(&self, side: Side, status: u16, elapsed: Duration) {
         let mut inner = self.lock();
-        let Inner { slots, rng, .. } = &mut *inner;
+        let Inner {
+            slots, rng, totals, ..
+        } = &mut *inner;
+        let secs = elapsed.as_secs_f64();
+        let total = &mut totals[side as usize];
+        total.buckets[grouped::bucket_of(secs)] += 1;
+        total.codes[if (100..600).contains(&status) {
+            usize::from(status / 100)
+        } else {
+            0
+        }] += 1;
+        total.sum_seconds += secs;
         let slot = slots.back_mut().expect("there is always a current slot");
-        let t = match side {
-            Side::Beta => &mut slot.beta,
-            Side::Baseline => &mut slot.baseline,
-        };
+        let t = &mut slot.sides[side as usize];
         t.requests += 1;
         match status {
             500..=599 => t.errors_5xx += 1,
             400..=499 => t.errors_4xx += 1,
             _ => {}
         }
-        let ms = elapsed.as_secs_f64() * 1000.0;
+        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        t.histogram().saturating_record(us.max(1));
+        let ms = secs * 1000.0;
         t.seen += 1;
         if t.latencies.len() < RESERVOIR {
             t.latencies.push(ms);
@@ -161,8 +231,17 @@ impl Comparison {
         let slots_in_window = (inner.spec.window.as_secs_f64() / inner.spec.interval.as_secs_f64())
             .ceil()
             .max(1.0) as usize;
-        let (beta, baseline) = merge(inner.slots.iter().rev().take(slots_in_window));
-        let j = judge(&sample(&beta), &sample(&baseline), &inner.spec.thresholds);
+        let [beta, main, holdback] = merge(inner.slots.iter().rev().take(slots_in_window));
+        let t = &inner.spec.thresholds;
+        let (against, baseline) =
+            if holdback_is_baseline(main.requests, holdback.requests, t.min_samples) {
+                (Side::Holdback, holdback)
+            } else {
+                (Side::Baseline, main)
+            };
+        let mut j = judge(&sample(&beta), &sample(&baseline), t);
+        beta.percentiles(&mut j.beta);
+        baseline.percentiles(&mut j.baseline);
         inner.slots.push_back(Slot::default());
         while inner.slots.len() > slots_in_window {
             inner.slots.pop_front();
@@ -180,6 +259,7 @@ impl Comparison {
         inner.history.push_back(Entry {
             at: SystemTime::now(),
             judgement: j.clone(),
+            against,
         });
         while inner.history.len() > HISTORY {
             inner.history.pop_front();
@@ -216,21 +296,31 @@ impl Comparison {
             .map(|e| {
                 let j = &e.judgement;
                 json!({
-                    "at": unix(e.at), "verdict": j.verdict,
+                    "at": unix(e.at), "verdict": j.verdict, "against": e.against.as_str(),
                     "beta": {"requests": j.beta.requests, "p50_ms": j.beta.p50_ms, "p95_ms": j.beta.p95_ms, "p99_ms": j.beta.p99_ms, "error_rate_5xx": j.beta.error_rate_5xx},
                     "baseline": {"requests": j.baseline.requests, "p50_ms": j.baseline.p50_ms, "p95_ms": j.baseline.p95_ms, "p99_ms": j.baseline.p99_ms, "error_rate_5xx": j.baseline.error_rate_5xx},
                     "shift_ms": j.shift_ms, "latency_p": j.latency_p, "error_p": j.error_p,
                 })
             })
             .collect();
-        let (beta, baseline) = merge(inner.slots.iter());
+        let [beta, main, holdback] = merge(inner.slots.iter());
+        let against = inner.history.back().map_or(Side::Baseline, |e| e.against);
+        let baseline = if against == Side::Holdback {
+            holdback
+        } else {
+            main
+        };
         json!({
             "name": s.name,
             "beta": s.beta,
             "baseline": match &s.baseline {
-                crate::config::dynamic::Baseline::Named(n) => n.as_str(),
-                crate::config::dynamic::Baseline::Holdback => "holdback",
+                Baseline::Named(n) => Some(n.as_str()),
+                Baseline::Holdback => Some("holdback"),
+                Baseline::Default(twin) => twin.as_deref(),
             },
+            // Not configured: the main router of beta's rule, or its holdback requests.
+            "baseline_default": matches!(s.baseline, Baseline::Default(_)),
+            "against": inner.history.back().map(|e| e.against.as_str()),
             "interval_ms": s.interval.as_millis() as u64,
             "window_ms": s.window.as_millis() as u64,
             "failure_threshold": s.failure_threshold,
@@ -254,17 +344,21 @@ pub struct Outcome {
 }
 
 /// The slots merged into one tally per side, each side's latencies thinned to [`JUDGED`].
-fn merge<'a>(slots: impl Iterator<Item = &'a Slot>) -> (Tally, Tally) {
-    let (mut beta, mut baseline) = (Tally::default(), Tally::default());
+fn merge<'a>(slots: impl Iterator<Item = &'a Slot>) -> [Tally; 3] {
+    let mut out: [Tally; 3] = Default::default();
     for s in slots {
-        for (into, from) in [(&mut beta, &s.beta), (&mut baseline, &s.baseline)] {
+        for (into, from) in out.iter_mut().zip(&s.sides) {
             into.latencies.extend_from_slice(&from.latencies);
             into.requests += from.requests;
             into.errors_5xx += from.errors_5xx;
             into.errors_4xx += from.errors_4xx;
+            if let Some(h) = &from.histogram {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = into.histogram().add(h);
+            }
         }
     }
-    for t in [&mut beta, &mut baseline] {
+    for t in &mut out {
         if t.latencies.len() > JUDGED {
             // Every k-th of the (uniformly sampled) latencies: still a uniform sample.
             let step = t.latencies.len() as f64 / JUDGED as f64;
@@ -273,7 +367,7 @@ fn merge<'a>(slots: impl Iterator<Item = &'a Slot>) -> (Tally, Tally) {
                 .collect();
         }
     }
-    (beta, baseline)
+    out
 }
 
 fn sample(t: &Tally) -> Sample<'_> {
@@ -340,6 +434,45 @@ pub fn render(out: &mut String, comparisons: &[Arc<Comparison>]) {
             );
         }
     }
+    out.push_str("# HELP betaroute_judge_requests_total Requests each comparison counted, by side and status class.\n# TYPE betaroute_judge_requests_total counter\n");
+    let totals: Vec<(String, [Totals; 3])> = comparisons
+        .iter()
+        .map(|c| (c.name(), c.lock().totals.clone()))
+        .collect();
+    for (name, sides) in &totals {
+        for side in [Side::Beta, Side::Baseline, Side::Holdback] {
+            for (i, n) in sides[side as usize].codes.iter().enumerate() {
+                if *n > 0 {
+                    let code = if i == 0 {
+                        "other".into()
+                    } else {
+                        format!("{i}xx")
+                    };
+                    let _ = writeln!(out, "betaroute_judge_requests_total{{comparison=\"{name}\",side=\"{}\",code=\"{code}\"}} {n}", side.as_str());
+                }
+            }
+        }
+    }
+    out.push_str("# HELP betaroute_judge_latency_seconds Time to the response headers of each comparison's requests, by side (four buckets per octave).\n# TYPE betaroute_judge_latency_seconds histogram\n");
+    for (name, sides) in &totals {
+        for side in [Side::Beta, Side::Baseline, Side::Holdback] {
+            let t = &sides[side as usize];
+            let count: u64 = t.buckets.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let l = format!("comparison=\"{name}\",side=\"{}\"", side.as_str());
+            let mut cumulative = 0;
+            for (le, n) in grouped::bounds().zip(&t.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "betaroute_judge_latency_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(out, "betaroute_judge_latency_seconds_bucket{{{l},le=\"+Inf\"}} {count}\nbetaroute_judge_latency_seconds_sum{{{l}}} {}\nbetaroute_judge_latency_seconds_count{{{l}}} {count}", t.sum_seconds);
+        }
+    }
     out.push_str("# HELP betaroute_judge_trips_total Times the judge turned beta off.\n# TYPE betaroute_judge_trips_total counter\n");
     for c in comparisons {
         let _ = writeln!(
@@ -377,26 +510,68 @@ pub async fn run(shared: Arc<super::shared::Shared>) {
     }
 }
 
-/// POSTs the trip to the comparison's webhook (2 s at most; a failure is logged).
+/// POSTs the trip to the comparison's webhook (2 s at most; a failure is logged). `https://`
+/// webhooks are verified against the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured).
 async fn webhook(url: String, body: Value) {
     use http_body_util::Full;
+    let connector = match webhook_connector() {
+        Ok(c) => c,
+        Err(e) => return webhook_failed(&url, &e),
+    };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        .build(connector);
     let req = http::Request::post(&url)
         .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "betaroute-judge")
         .body(Full::new(bytes::Bytes::from(body.to_string())));
     let Ok(req) = req else {
-        return;
+        return webhook_failed(&url, "not a request URL");
     };
     let result = tokio::time::timeout(Duration::from_secs(2), client.request(req)).await;
     let problem = match result {
         Ok(Ok(resp)) if resp.status().is_success() => return,
         Ok(Ok(resp)) => format!("answered {}", resp.status()),
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(e)) => {
+            // hyper's client error hides the cause (a refused connection, a bad certificate).
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        }
         Err(_) => "no answer within 2 s".into(),
     };
+    webhook_failed(&url, &problem);
+}
+
+type WebhookConnector =
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+fn webhook_connector() -> Result<WebhookConnector, String> {
+    let tls =
+        crate::provider::consul::tls::client_config(None, &|_| None).map_err(|e| e.to_string())?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(2)));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+fn webhook_failed(url: &str, problem: &str) {
+    // A webhook URL often carries its secret (Slack's path, a `?token=`): the log names the
+    // host only.
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.host()?)))
+        .unwrap_or_else(|| "(unparsable URL)".into());
     println!(
         "{}",
-        json!({"betaroute": "judge", "level": "error", "message": format!("webhook {url}: {problem}")})
+        json!({"betaroute": "judge", "level": "error", "message": format!("webhook to {host}: {problem}")})
     );
 }

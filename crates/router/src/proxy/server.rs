@@ -33,6 +33,7 @@ pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, Pro
     };
     let cohort_header = header(&st.cohort_header)?;
     let label_header = header(&st.label_header)?;
+    let served_by = st.served_by_header.as_deref().map(header).transpose()?;
     let mut out = Vec::new();
     for ep in &st.entry_points {
         let socks = bind_reuseport(ep, threads)?;
@@ -47,6 +48,7 @@ pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, Pro
             routing: ep.routing.clone(),
             cohort_header: cohort_header.clone(),
             label_header: label_header.clone(),
+            served_by: served_by.clone(),
         });
         out.push((
             ctx,

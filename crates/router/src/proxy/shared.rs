@@ -57,6 +57,8 @@ pub struct EntryPointCtx {
     pub cohort_header: HeaderName,
     /// The header the edge labels holdback requests with (`cohort.labelHeader`).
     pub label_header: HeaderName,
+    /// The response header naming the service that answered (`cohort.servedByHeader`).
+    pub served_by: Option<HeaderName>,
 }
 
 /// A connection's peer address, as text and as a header value: computed once per connection,

@@ -65,8 +65,13 @@ impl State {
                 if named(&s.beta) {
                     out.push((c.clone(), Side::Beta));
                 }
-                if matches!(&s.baseline, Baseline::Named(b) if named(b)) {
-                    out.push((c.clone(), Side::Baseline));
+                match &s.baseline {
+                    Baseline::Named(b) if named(b) => out.push((c.clone(), Side::Baseline)),
+                    Baseline::Default(Some(twin)) if twin == router => {
+                        out.push((c.clone(), Side::Baseline));
+                        out.push((c.clone(), Side::Holdback));
+                    }
+                    _ => {}
                 }
             }
             out

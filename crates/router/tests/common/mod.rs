@@ -155,6 +155,8 @@ pub struct Router {
     pub admin: SocketAddr,
     pub dir: PathBuf,
     pub stderr: Arc<std::sync::Mutex<String>>,
+    /// What it printed after its listening lines (the judge's log, among others).
+    pub stdout: Arc<std::sync::Mutex<String>>,
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -192,6 +194,11 @@ impl Router {
     }
 
     pub fn start_with(static_toml: &str, dynamic_yaml: &str) -> Router {
+        Router::start_env(static_toml, dynamic_yaml, &[])
+    }
+
+    /// Starts the router with these environment variables set as well.
+    pub fn start_env(static_toml: &str, dynamic_yaml: &str, env: &[(&str, &str)]) -> Router {
         let dir = temp_dir();
         std::fs::write(dir.join("betaroute.toml"), static_toml).unwrap();
         std::fs::write(dir.join("dynamic.yaml"), dynamic_yaml).unwrap();
@@ -199,6 +206,7 @@ impl Router {
             .args(["serve", "--config"])
             .arg(dir.join("betaroute.toml"))
             .args(["--threads", "2"])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -228,13 +236,22 @@ impl Router {
                 _ => {}
             }
         }
-        std::thread::spawn(move || for _ in out.lines() {});
+        let stdout = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         Router {
             child,
             web: web.unwrap(),
             admin: admin.unwrap(),
             dir,
             stderr,
+            stdout,
         }
     }
 
@@ -247,6 +264,10 @@ impl Router {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub async fn admin_get(&self, path: &str) -> String {
@@ -345,4 +366,32 @@ http:
           - url: "{beta}"
 "#
     )
+}
+
+/// Test PKI: a CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+pub fn pki(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "betaroute test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, san) in [("server", true), ("client", false)] {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        // Not the CA's name: OpenSSL takes a certificate named as its issuer for self-signed.
+        p.distinguished_name
+            .push(DnType::CommonName, format!("betaroute test {name}"));
+        if san {
+            p.subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
+        let cert = p.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
 }

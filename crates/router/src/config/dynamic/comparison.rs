@@ -6,7 +6,8 @@
 //!   comparisons:
 //!     api:
 //!       beta: api-beta          # a router or a service (qualified by provider if need be)
-//!       baseline: api-main      # a router or a service, or `holdback`
+//!       baseline: api-main      # a router or a service, or `holdback`; left out: the router
+//!                               # with beta's rule minus Header(..., `true`), or its holdback
 //!       interval: 10s
 //!       window: 1m
 //!       minSamples: 200
@@ -54,15 +55,7 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<ComparisonDraft> {
     let baseline = match o.string(cx, "baseline").as_deref() {
         Some("holdback") => Some(Baseline::Holdback),
         Some(b) => Some(Baseline::Named(b.to_owned())),
-        None => {
-            cx.error(
-                e.at,
-                format!(
-                    "comparison {name}: baseline (a router, a service or holdback) is required"
-                ),
-            );
-            None
-        }
+        None => Some(Baseline::Default(None)),
     };
     let defaults = Thresholds::default();
     let interval = o
@@ -118,10 +111,13 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<ComparisonDraft> {
     }
     let webhook = o.string(cx, "webhook");
     if let Some(w) = &webhook {
-        if !w.starts_with("http://") {
+        if !(w.starts_with("http://") || w.starts_with("https://"))
+            || w.parse::<http::Uri>().is_err()
+        {
             cx.error(
                 o.at_key("webhook"),
-                format!("comparison {name}: webhook {w:?} must be an http:// URL (https:// webhooks are not supported yet)"),
+                // Not the URL itself: webhook URLs carry their secrets.
+                format!("comparison {name}: webhook must be an http:// or https:// URL"),
             );
         }
     }

@@ -105,6 +105,10 @@ pub enum Baseline {
     Named(String),
     /// Holdback requests (like users kept on main), wherever they are routed.
     Holdback,
+    /// None configured: the main router of beta's rule (its "twin", the same rule without the
+    /// `Header(..., `true`)` operand; found when the configuration is combined, `None` if there
+    /// is none), its holdback requests once they are enough to judge by.
+    Default(Option<String>),
 }
 
 /// The beta kill switch as the dynamic configuration sets it, and which provider set it.

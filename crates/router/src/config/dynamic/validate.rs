@@ -448,6 +448,15 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
                     unknown.push(b.clone());
                 }
             }
+            if spec.baseline == Baseline::Default(None) {
+                match twin(&out.routers, &spec.beta) {
+                    Ok(t) => spec.baseline = Baseline::Default(Some(t)),
+                    Err(why) => {
+                        let why = format!("comparison {}: no baseline configured, and {why}: set baseline (a router, a service or holdback)", spec.name);
+                        d.push(Severity::Warning, &l.sources[*src], c.at, why);
+                    }
+                }
+            }
             for u in unknown {
                 let why = format!("comparison {}: {u} is no router or service (yet): nothing to compare until it is", spec.name);
                 d.push(Severity::Warning, &l.sources[*src], c.at, why);
@@ -543,6 +552,31 @@ fn service_refusals(
         }
     }
     refused
+}
+
+/// The main router of the beta router `beta`: the one router whose rule is beta's without its
+/// `Header(..., `true`)` operand.
+fn twin(routers: &[RouterSpec], beta: &str) -> Result<String, String> {
+    let Some(b) = routers.iter().find(|r| r.name == beta) else {
+        return Err(format!(
+            "{beta} is no router (a default baseline is the main router of a beta router's rule)"
+        ));
+    };
+    let found: Vec<&str> = routers
+        .iter()
+        .filter(|r| betaroute_core::rules::is_main_twin(b.rule.text(), r.rule.text()))
+        .map(|r| r.name.as_str())
+        .collect();
+    match found[..] {
+        [one] => Ok(one.to_owned()),
+        [] => Err(format!(
+            "no router has the rule of {beta} without its Header(..., `true`)"
+        )),
+        _ => Err(format!(
+            "several routers have the rule of {beta} without its Header(..., `true`): {}",
+            found.join(", ")
+        )),
+    }
 }
 
 impl ComparisonDraft {

@@ -39,6 +39,9 @@ pub struct StaticConfig {
     pub cohort_header: String,
     /// The header the edge labels holdback requests with (`cohort.labelHeader`).
     pub label_header: String,
+    /// The response header naming the service that answered (`cohort.servedByHeader`), for the
+    /// edge's tester console; off unless configured.
+    pub served_by_header: Option<String>,
     /// The bearer token the admin API's write endpoints require (`admin.tokenFile`), if any.
     pub admin_token: Option<AdminToken>,
     /// Warnings (refusals and errors stop the load).
@@ -246,32 +249,30 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
             base.join(p)
         }
     };
-    let (cohort_header, label_header) = match top.obj(cx, "cohort") {
+    let (cohort_header, label_header, served_by_header) = match top.obj(cx, "cohort") {
         None => (
             betaroute_core::cohort::DEFAULT_HEADER.to_owned(),
             betaroute_core::cohort::DEFAULT_COHORT_HEADER.to_owned(),
+            None,
         ),
         Some(mut c) => {
-            let name = |cx: &mut Cx, c: &mut Obj, key: &str, default: &str| {
-                let h = c.get(cx, key).and_then(|n| {
+            let name = |cx: &mut Cx, c: &mut Obj, key: &str| {
+                c.get(cx, key).and_then(|n| {
                     let h = super::read::string(cx, n, &c.child(key))?;
                     if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                         cx.error(n.at, format!("cohort: {key} {h:?} is not a header name"));
                         return None;
                     }
                     Some(h)
-                });
-                h.unwrap_or_else(|| default.to_owned())
+                })
             };
-            let beta = name(cx, &mut c, "header", betaroute_core::cohort::DEFAULT_HEADER);
-            let label = name(
-                cx,
-                &mut c,
-                "labelHeader",
-                betaroute_core::cohort::DEFAULT_COHORT_HEADER,
-            );
-            c.finish(cx, &["header", "labelHeader"]);
-            (beta, label)
+            let beta = name(cx, &mut c, "header")
+                .unwrap_or_else(|| betaroute_core::cohort::DEFAULT_HEADER.to_owned());
+            let label = name(cx, &mut c, "labelHeader")
+                .unwrap_or_else(|| betaroute_core::cohort::DEFAULT_COHORT_HEADER.to_owned());
+            let served_by = name(cx, &mut c, "servedByHeader");
+            c.finish(cx, &["header", "labelHeader", "servedByHeader"]);
+            (beta, label, served_by)
         }
     };
     let mut entry_points = Vec::new();
@@ -356,6 +357,7 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         timeouts,
         cohort_header,
         label_header,
+        served_by_header,
         admin_token,
         diagnostics: Vec::new(),
     })

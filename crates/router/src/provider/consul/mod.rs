@@ -15,7 +15,7 @@ pub mod build;
 pub mod catalog;
 pub mod client;
 pub mod labels;
-mod tls;
+pub(crate) mod tls;
 
 use std::time::Duration;
 

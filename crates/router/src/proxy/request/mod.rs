@@ -86,7 +86,9 @@ pub async fn handle(
                 };
                 let (result, server) = upstream::send(cx, &target, parts, body, host).await;
                 ctx.server = server;
-                respond(result)
+                let mut resp = respond(result);
+                served_by(&ep, ctx.server.as_deref(), &mut resp);
+                resp
             }
         },
     };
@@ -193,6 +195,24 @@ fn respond(result: Result<Response<PooledBody>, super::error::ProxyError>) -> Re
     }
 }
 
+/// The opt-in `cohort.servedByHeader`: the load-balancer service (pool) whose server answered,
+/// beneath any weighted or failover service, for the edge's tester console to show which pool a
+/// request reached. Never a server address; the backend's own header of that name is replaced,
+/// so a backend cannot claim to be another pool. No server answered: no header.
+fn served_by(ep: &EntryPointCtx, server: Option<&Server>, resp: &mut Response<Body>) {
+    let Some(name) = &ep.served_by else {
+        return;
+    };
+    match server {
+        Some(s) => {
+            resp.headers_mut().insert(name.clone(), s.service.clone());
+        }
+        None => {
+            resp.headers_mut().remove(name);
+        }
+    }
+}
+
 /// Metrics by cohort for the router (or the entry point's unmatched requests), and the access
 /// log line.
 fn log(shared: &Shared, state: &State, ep: &EntryPointCtx, peer: &PeerIp, ctx: &Ctx, status: u16) {
@@ -214,7 +234,7 @@ fn log(shared: &Shared, state: &State, ep: &EntryPointCtx, peer: &PeerIp, ctx: &
     }
     if ctx.cohort == Cohort::Holdback {
         for c in &state.holdback {
-            c.record(super::judge::Side::Baseline, status, elapsed);
+            c.record(super::judge::Side::Holdback, status, elapsed);
         }
     }
     let (Some(access_log), Some((method, path))) = (&shared.access_log, &ctx.logged) else {
