@@ -496,6 +496,9 @@ async fn without_a_baseline_and_no_main_router_the_check_says_so() {
 
 /// Fifty comparisons of identical pairs judged side by side in one router: fifty independent
 /// runs at once. Counts the failed verdicts (false positives) over real traffic; none may trip.
+/// Windows do not overlap (window = interval), so verdicts are independent and three failures in
+/// a row at a rate of a few in a thousand do not happen by chance; overlapping windows repeat
+/// one unlucky stretch of traffic in consecutive verdicts (see README, Assumptions).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_identical_pairs_never_trip() {
     const N: usize = 50;
@@ -508,7 +511,7 @@ async fn fifty_identical_pairs_never_trip() {
     }
     y += &format!("  services:\n    main: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n    beta: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n  comparisons:\n", main.url(), beta.url());
     for i in 0..N {
-        y += &format!("    c{i}: {{beta: b{i}, interval: 500ms, window: 2s, minSamples: 40, failureThreshold: 3}}\n");
+        y += &format!("    c{i}: {{beta: b{i}, interval: 1s, window: 1s, minSamples: 25, failureThreshold: 3}}\n");
     }
     let r = Router::start(&y);
     let hosts: Vec<String> = (0..N).map(|i| format!("h{i}.example.com")).collect();
@@ -516,30 +519,36 @@ async fn fifty_identical_pairs_never_trip() {
     const BETA: Headers = &[("x-rikstv-beta", "true")];
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load_mix(&r, 24, &hosts, &[BETA, &[]], stop.clone());
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         assert_eq!(c.await.unwrap(), 0);
     }
     let all: serde_json::Value =
         serde_json::from_str(&r.admin_get("/api/comparisons").await).unwrap();
-    let (mut verdicts, mut fails, mut judged) = (0, 0, 0);
+    let (mut verdicts, mut fails, mut judged, mut longest) = (0, 0, 0, 0);
     for c in all.as_array().unwrap() {
         assert!(c["tripped"].is_null(), "an identical pair tripped: {c}");
+        let mut run = 0;
         for h in c["history"].as_array().unwrap() {
             verdicts += 1;
             match h["verdict"].as_str().unwrap() {
-                "fail" => fails += 1,
+                "fail" => {
+                    fails += 1;
+                    run += 1;
+                    longest = longest.max(run);
+                }
                 "inconclusive" => {}
-                _ => judged += 1,
+                _ => {
+                    judged += 1;
+                    run = 0;
+                }
             }
         }
     }
-    eprintln!(
-        "fifty identical pairs: {verdicts} verdicts, {judged} pass or marginal, {fails} fail"
-    );
+    eprintln!("fifty identical pairs: {verdicts} verdicts, {judged} pass or marginal, {fails} fail, longest run of fails {longest}");
     assert!(
-        judged >= N * 10,
+        judged >= N * 6,
         "too few conclusive verdicts: {judged} of {verdicts}"
     );
     assert!(
