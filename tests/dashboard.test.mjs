@@ -25,7 +25,6 @@ http:
   comparisons:
     api:
       beta: api-beta
-      baseline: api-main
       interval: 500ms
       window: 5s
       minSamples: 50
@@ -62,6 +61,7 @@ test("the dashboard shows the verdict, both distributions and the history", { sk
     assert.ok((await page.locator("section.cmp tbody tr").count()) >= 1, "verdict history");
     assert.equal(await page.locator("polyline.errors-beta").count(), 1, "5xx rates over time");
     assert.equal(await page.textContent("#switch"), "on");
+    assert.match(await page.textContent("section.cmp p.muted"), /against api-main@file \(the main router of beta's rule\)/);
     const dir = mkdtempSync(path.join(tmpdir(), "betaroute-dashboard-"));
     const shot = path.join(dir, "dashboard.png");
     await page.screenshot({ path: shot, fullPage: true });

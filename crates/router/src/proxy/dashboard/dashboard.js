@@ -107,7 +107,10 @@ function section(c) {
   s.append(h);
   const p = document.createElement("p");
   p.className = "muted";
-  p.textContent = `beta ${c.beta} against ${c.baseline}; a verdict every ${c.interval_ms} ms over ${c.window_ms} ms; ${c.consecutive_failures} consecutive failures of ${c.failure_threshold} to turn beta off`;
+  const against = c.baseline == null ? "no baseline (none configured and no main router of beta's rule: see betaroute check)"
+    : c.baseline_default ? `${c.baseline} (the main router of beta's rule${c.against === "holdback" ? ", judged against its holdback requests" : ""})`
+    : c.baseline;
+  p.textContent = `beta ${c.beta} against ${against}; a verdict every ${c.interval_ms} ms over ${c.window_ms} ms; ${c.consecutive_failures} consecutive failures of ${c.failure_threshold} to turn beta off`;
   s.append(p);
   if (c.tripped) {
     const t = document.createElement("p");
