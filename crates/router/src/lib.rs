@@ -7,5 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod middleware;
 pub mod provider;
 pub mod proxy;

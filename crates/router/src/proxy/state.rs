@@ -24,6 +24,8 @@ pub struct Target {
     pub metrics: Arc<RouteMetrics>,
     /// The comparisons this router's requests count for, and on which side.
     pub comparisons: Vec<(Arc<Comparison>, Side)>,
+    /// The router's middlewares, in order (empty: the phase costs nothing).
+    pub chain: Vec<Arc<crate::middleware::Middleware>>,
 }
 
 #[derive(Debug)]
@@ -100,6 +102,7 @@ impl State {
                         refused: r.refused.clone(),
                         metrics: registry.route(ep, &r.name, &r.service),
                         comparisons: sides(&r.name, &r.service),
+                        chain: r.chain.clone(),
                     });
                     Some(Router::new(&r.name, r.rule.clone(), r.priority, target))
                 })

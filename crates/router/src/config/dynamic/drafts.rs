@@ -43,6 +43,10 @@ pub struct MiddlewareDraft {
     pub kind: String,
     /// Its configuration in canonical form, to tell two definitions apart.
     pub config: String,
+    /// The middleware, when betaroute implements its kind (`chain` has none: its references are
+    /// in `chain`, flattened when the configuration is combined).
+    pub spec: Option<std::sync::Arc<crate::middleware::Middleware>>,
+    pub chain: Vec<Ref>,
 }
 
 /// A comparison, names as written.

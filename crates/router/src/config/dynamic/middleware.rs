@@ -1,11 +1,17 @@
-//! `http.middlewares.NAME`: each is one of Traefik's middleware kinds. None is implemented yet,
-//! so the routers that use one are refused (see `validate`).
+//! `http.middlewares.NAME`: each is one of Traefik's middleware kinds. The kinds betaroute
+//! implements are read option by option here (unknown options are errors at their line) into
+//! [`Middleware`]; a router using any other kind is refused (see `validate`).
 
-use super::drafts::MiddlewareDraft;
-use crate::config::read::Cx;
+use std::sync::Arc;
+
+use super::drafts::{MiddlewareDraft, Ref};
+use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
+use crate::middleware::{
+    AddPrefix, Middleware, Redirect, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex,
+};
 
-/// Traefik's middleware kinds (v3.7), all refused until betaroute implements them.
+/// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
 pub const MIDDLEWARE_KINDS: &[&str] = &[
     "addPrefix",
     "basicAuth",
@@ -45,6 +51,18 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
     "appRoot",
 ];
 
+/// The kinds betaroute runs.
+pub const IMPLEMENTED: &[&str] = &[
+    "addPrefix",
+    "chain",
+    "redirectRegex",
+    "redirectScheme",
+    "replacePath",
+    "replacePathRegex",
+    "stripPrefix",
+    "stripPrefixRegex",
+];
+
 /// A middleware definition: its name and its one kind (validated against Traefik's kinds).
 pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
     let name = &e.key;
@@ -67,12 +85,25 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
         }
     }
     match kinds.as_slice() {
-        [(kind, _)] => Some(MiddlewareDraft {
-            name: name.clone(),
-            at: e.at,
-            kind: (*kind).to_owned(),
-            config: e.value.canonical(),
-        }),
+        [(kind, _)] => {
+            let options = entries
+                .iter()
+                .find(|k| k.key.eq_ignore_ascii_case(kind))
+                .expect("the kind was found among the entries");
+            let (spec, chain) = if IMPLEMENTED.contains(kind) {
+                read_options(cx, kind, options, name)?
+            } else {
+                (None, Vec::new())
+            };
+            Some(MiddlewareDraft {
+                name: name.clone(),
+                at: e.at,
+                kind: (*kind).to_owned(),
+                config: e.value.canonical(),
+                spec,
+                chain,
+            })
+        }
         [] => {
             cx.error(e.at, format!("{what}: no middleware type (e.g. basicAuth)"));
             None
@@ -82,4 +113,102 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
             None
         }
     }
+}
+
+type Options = (Option<Arc<Middleware>>, Vec<Ref>);
+
+/// The options of an implemented kind, as Traefik's reference page lists them.
+fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Options> {
+    let what = format!("middleware {name}: {kind}");
+    let mut o = Obj::of(cx, &e.value, what.clone())?;
+    let regex =
+        |cx: &mut Cx, pattern: &str, at: usize| match crate::config::template::go_regex(pattern) {
+            Ok(r) => Some(r),
+            Err(why) => {
+                cx.error(at, format!("{what}: {why}"));
+                None
+            }
+        };
+    let required = |cx: &mut Cx, o: &mut Obj, key: &str| {
+        let v = o.string(cx, key);
+        if v.as_deref().is_none_or(str::is_empty) {
+            cx.error(o.at, format!("{what}: {key} is required"));
+        }
+        v
+    };
+    let m = match kind {
+        "stripPrefix" => {
+            let prefixes = o.strings(cx, "prefixes").unwrap_or_default();
+            let force_slash = o.boolean(cx, "forceSlash").unwrap_or(false);
+            o.finish(cx, &["prefixes", "forceSlash"]);
+            Middleware::StripPrefix(StripPrefix {
+                prefixes: prefixes
+                    .into_iter()
+                    .map(|(p, _)| p.trim().to_owned())
+                    .collect(),
+                force_slash,
+            })
+        }
+        "stripPrefixRegex" => {
+            let list = o.strings(cx, "regex").unwrap_or_default();
+            o.finish(cx, &["regex"]);
+            let regex = list
+                .iter()
+                .map(|(p, at)| regex(cx, p.trim(), *at))
+                .collect::<Option<Vec<_>>>()?;
+            Middleware::StripPrefixRegex(StripPrefixRegex { regex })
+        }
+        "addPrefix" => {
+            let prefix = required(cx, &mut o, "prefix");
+            o.finish(cx, &["prefix"]);
+            Middleware::AddPrefix(AddPrefix { prefix: prefix? })
+        }
+        "replacePath" => {
+            let path = o.string(cx, "path").unwrap_or_default();
+            o.finish(cx, &["path"]);
+            Middleware::ReplacePath(ReplacePath { path })
+        }
+        "replacePathRegex" => {
+            let pattern = o.string(cx, "regex").unwrap_or_default();
+            let at = o.at_key("regex");
+            let replacement = o.string(cx, "replacement").unwrap_or_default();
+            o.finish(cx, &["regex", "replacement"]);
+            Middleware::ReplacePathRegex(ReplacePathRegex {
+                regex: regex(cx, pattern.trim(), at)?,
+                replacement: replacement.trim().to_owned(),
+            })
+        }
+        "redirectRegex" => {
+            let pattern = required(cx, &mut o, "regex");
+            let at = o.at_key("regex");
+            let replacement = o.string(cx, "replacement").unwrap_or_default();
+            let permanent = o.boolean(cx, "permanent").unwrap_or(false);
+            o.finish(cx, &["regex", "replacement", "permanent"]);
+            let re = regex(cx, &pattern?, at)?;
+            Middleware::Redirect(Redirect::regex(re, replacement, permanent, None))
+        }
+        "redirectScheme" => {
+            let scheme = required(cx, &mut o, "scheme");
+            let port = o.string(cx, "port");
+            let permanent = o.boolean(cx, "permanent").unwrap_or(false);
+            o.finish(cx, &["scheme", "port", "permanent"]);
+            Middleware::Redirect(Redirect::scheme(
+                &scheme?,
+                port.as_deref(),
+                permanent,
+                false,
+            ))
+        }
+        "chain" => {
+            let refs = o.strings(cx, "middlewares").unwrap_or_default();
+            o.finish(cx, &["middlewares"]);
+            let refs = refs
+                .into_iter()
+                .map(|(name, at)| Ref { name, at })
+                .collect();
+            return Some((None, refs));
+        }
+        other => unreachable!("{other} is not an implemented kind"),
+    };
+    Some((Some(Arc::new(m)), Vec::new()))
 }

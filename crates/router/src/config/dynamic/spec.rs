@@ -28,6 +28,8 @@ pub struct RouterSpec {
     /// stays in the table and answers 503, so that its requests never fall through to another,
     /// less protected router.
     pub refused: Option<String>,
+    /// The middlewares it runs, in order (`chain`s flattened).
+    pub chain: Vec<std::sync::Arc<crate::middleware::Middleware>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -362,31 +362,22 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
                 qualify(&s.name, here)
             }
         };
+        let mut chain = Vec::new();
         for m in &r.middlewares {
-            let why = match find(&middlewares, &providers, &m.name, here) {
-                Found::Yes(q, def) => {
-                    let why = format!(
-                        "router {qname} uses middleware {q} ({}), not supported yet: the router is not served",
-                        def.item.kind
-                    );
-                    used_middlewares.insert(q);
-                    why
-                }
-                Found::Internal => format!(
-                    "router {qname} uses middleware {}, one of Traefik's internal middlewares, not provided by betaroute: the router is not served",
-                    m.name
-                ),
-                Found::NoProvider(p) => format!(
-                    "router {qname} uses middleware {} from provider {p:?}, which is not running: the router is not served",
-                    m.name
-                ),
-                Found::Missing => format!(
-                    "router {qname}: middleware {} does not exist: the router is not served",
-                    m.name
-                ),
-            };
-            d.push(Severity::Refused, at.source(), m.at, why.clone());
-            reasons.push(why);
+            let mut stack = Vec::new();
+            let found = flatten(
+                &middlewares,
+                &providers,
+                (&m.name, here),
+                &mut stack,
+                &mut chain,
+                &mut used_middlewares,
+            );
+            if let Err(why) = found {
+                let why = format!("router {qname} {why}: the router is not served");
+                d.push(Severity::Refused, at.source(), m.at, why.clone());
+                reasons.push(why);
+            }
         }
         let Some(rule) = r.rule.clone() else {
             continue;
@@ -404,11 +395,17 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
                 .collect(),
             entry_points: r.entry_points.clone(),
             refused: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            chain: if reasons.is_empty() {
+                chain
+            } else {
+                Vec::new()
+            },
         });
     }
     for (name, at) in &middlewares {
         out.middlewares.insert(name.clone(), at.item.kind.clone());
-        if !used_middlewares.contains(name) {
+        let implemented = at.item.spec.is_some() || at.item.kind == "chain";
+        if !implemented && !used_middlewares.contains(name) {
             d.push(
                 Severity::Warning,
                 at.source(),
@@ -552,6 +549,63 @@ fn service_refusals(
         }
     }
     refused
+}
+
+/// Appends the middlewares `name` (from provider `here`) stands for to `out`: itself, or a
+/// `chain`'s members in order, recursively. Fails naming what cannot run: a kind betaroute does
+/// not implement, a missing or internal middleware, a chain that contains itself.
+fn flatten(
+    middlewares: &BTreeMap<String, At<MiddlewareDraft>>,
+    providers: &BTreeSet<String>,
+    (name, here): (&str, &str),
+    stack: &mut Vec<String>,
+    out: &mut Vec<std::sync::Arc<crate::middleware::Middleware>>,
+    used: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    let def = match find(middlewares, providers, name, here) {
+        Found::Yes(q, def) => (q, def),
+        Found::Internal => {
+            return Err(format!("uses middleware {name}, one of Traefik's internal middlewares, not provided by betaroute"))
+        }
+        Found::NoProvider(p) => {
+            return Err(format!("uses middleware {name} from provider {p:?}, which is not running"))
+        }
+        Found::Missing => return Err(format!("uses middleware {name}, which does not exist")),
+    };
+    let (q, def) = def;
+    used.insert(q.clone());
+    let item = def.item;
+    if item.kind == "chain" {
+        if stack.contains(&q) {
+            return Err(format!(
+                "uses middleware chain {q}, which contains itself ({} -> {q})",
+                stack.join(" -> ")
+            ));
+        }
+        stack.push(q);
+        for r in &item.chain {
+            flatten(
+                middlewares,
+                providers,
+                (&r.name, &def.layer.provider),
+                stack,
+                out,
+                used,
+            )?;
+        }
+        stack.pop();
+        return Ok(());
+    }
+    match &item.spec {
+        Some(m) => {
+            out.push(m.clone());
+            Ok(())
+        }
+        None => Err(format!(
+            "uses middleware {q} ({}), not supported yet",
+            item.kind
+        )),
+    }
 }
 
 /// The main router of the beta router `beta`: the one router whose rule is beta's without its

@@ -4,8 +4,9 @@
 //!    the cohort (after the trust check, so a forged header never counts as beta), and apply
 //!    the beta kill switch (beta and holdback become main before matching);
 //! 2. **route**: the entry point's table picks a router (404 when none matches);
-//! 3. **filter**: what a router does before forwarding; today it answers 503 for a router whose
-//!    configuration is refused, and middlewares will run here;
+//! 3. **filter**: what a router does before forwarding: 503 for a router whose configuration
+//!    is refused, then its middlewares in order (`crate::middleware`), which may change the
+//!    request or answer it themselves (a redirect, a 400);
 //! 4. **prepare**: hop-by-hop headers out, X-Forwarded-* set;
 //! 5. **send**: a server of the service, with one retry when that is safe ([`upstream`]);
 //! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
@@ -73,7 +74,7 @@ pub async fn handle(
     );
     let resp = match ctx.target.clone() {
         None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
-        Some(target) => match filter(&target) {
+        Some(target) => match filter(&ctx, &peer, &target, &mut parts) {
             Some(answer) => answer,
             None => {
                 let host = prepare(&ctx, &peer, &mut parts);
@@ -151,13 +152,39 @@ fn admit(
     }
 }
 
-/// The router's own answer before any forwarding, if it has one.
-fn filter(target: &Target) -> Option<Response<Body>> {
-    target.refused.as_ref().map(|_| {
-        text(
+/// The router's own answer before any forwarding, if it has one: a refused router's 503, or
+/// what a middleware answered. Middlewares that let the request go on may have changed it.
+fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Option<Response<Body>> {
+    if target.refused.is_some() {
+        return Some(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 Service Unavailable: this route's configuration uses a feature betaroute does not support yet (see `betaroute check`)\n",
-        )
+        ));
+    }
+    if target.chain.is_empty() {
+        return None;
+    }
+    // Go's `req.Host`: the host the client asked for.
+    let host = ctx
+        .forwarded_host
+        .clone()
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    let mut req = crate::middleware::Req::new(parts, &host, false, peer.ip);
+    let answer = crate::middleware::run(&target.chain, &mut req);
+    req.finish();
+    answer.map(|a| {
+        let mut r = Response::new(Either::Right(Full::new(a.body)));
+        *r.status_mut() = a.status;
+        *r.headers_mut() = a.headers;
+        r
     })
 }
 

@@ -1,0 +1,197 @@
+//! Traefik's HTTP middlewares (`http.middlewares.NAME.<kind>`), as one phase of the request
+//! path: after a router matched, before the request is prepared and sent. Each middleware is
+//! pure logic over the request's head ([`Req`]); it lets the request go on, changed or not
+//! ([`Flow::Next`]), or answers it itself ([`Flow::Answer`]: a redirect, a 400). The proxy
+//! runs a router's chain in order (`chain` middlewares flattened when the configuration is
+//! combined) and pays nothing for a router without middlewares.
+//!
+//! Each middleware module holds its options (read in `config::dynamic::middleware`), its logic,
+//! and table tests with the cases of Traefik's own tests (`cases/*.json`, transcribed from
+//! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
+
+pub mod gourl;
+mod path;
+mod redirect;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, StatusCode};
+
+use gourl::{BadEscape, GoPath};
+pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
+pub use redirect::Redirect;
+
+/// One configured middleware, ready to run.
+#[derive(Debug, Clone)]
+pub enum Middleware {
+    StripPrefix(StripPrefix),
+    StripPrefixRegex(StripPrefixRegex),
+    AddPrefix(AddPrefix),
+    ReplacePath(ReplacePath),
+    ReplacePathRegex(ReplacePathRegex),
+    /// `redirectScheme` and `redirectRegex`.
+    Redirect(Redirect),
+}
+
+impl Middleware {
+    pub fn apply(&self, req: &mut Req) -> Flow {
+        match self {
+            Middleware::StripPrefix(m) => m.apply(req),
+            Middleware::StripPrefixRegex(m) => m.apply(req),
+            Middleware::AddPrefix(m) => m.apply(req),
+            Middleware::ReplacePath(m) => m.apply(req),
+            Middleware::ReplacePathRegex(m) => m.apply(req),
+            Middleware::Redirect(m) => m.apply(req),
+        }
+    }
+}
+
+/// What a middleware decided.
+#[derive(Debug)]
+pub enum Flow {
+    Next,
+    Answer(Box<Answer>),
+}
+
+/// A response a middleware gives instead of the backend's.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(status: StatusCode, body: &str) -> Answer {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Answer {
+            status,
+            headers,
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+}
+
+/// The request as the middlewares see it: its head, the host the client asked for (Go's
+/// `req.Host`), whether it came over TLS, the client's address. The path is parsed into Go's
+/// form on first use and written back into the URI when the chain is done.
+pub struct Req<'a> {
+    pub parts: &'a mut Parts,
+    pub host: &'a str,
+    pub tls: bool,
+    pub client: IpAddr,
+    path: Option<GoPath>,
+    changed: bool,
+    /// The request target exactly as received, when it differs from what the parsed URI gives
+    /// back (an absolute-form target without a path); `None`: the URI's.
+    raw_target: Option<String>,
+}
+
+impl<'a> Req<'a> {
+    pub fn new(parts: &'a mut Parts, host: &'a str, tls: bool, client: IpAddr) -> Req<'a> {
+        Req {
+            parts,
+            host,
+            tls,
+            client,
+            path: None,
+            changed: false,
+            raw_target: None,
+        }
+    }
+
+    /// The request target as received, byte for byte.
+    pub fn with_raw_target(mut self, target: String) -> Self {
+        self.raw_target = Some(target);
+        self
+    }
+
+    /// The path in Go's form (a request target with a bad `%` escape has none).
+    pub fn path(&mut self) -> Result<GoPath, BadEscape> {
+        if let Some(p) = &self.path {
+            return Ok(p.clone());
+        }
+        let p = GoPath::from_escaped(self.parts.uri.path())?;
+        self.path = Some(p.clone());
+        Ok(p)
+    }
+
+    pub fn set_path(&mut self, p: GoPath) {
+        self.path = Some(p);
+        self.changed = true;
+    }
+
+    /// The request target as received (Go's `req.RequestURI`), the path as the chain left it.
+    pub fn request_target(&self) -> String {
+        if let (Some(t), false) = (&self.raw_target, self.changed) {
+            return t.clone();
+        }
+        let uri = &self.parts.uri;
+        let path = match (&self.path, self.changed) {
+            (Some(p), true) => p.escaped(),
+            _ => uri.path().to_owned(),
+        };
+        // Go's `URL.RequestURI()`: an empty path is `/`.
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        let query = uri.query().map_or(String::new(), |q| format!("?{q}"));
+        match (uri.scheme_str(), uri.authority()) {
+            (Some(s), Some(a)) => format!("{s}://{a}{path}{query}"),
+            _ => format!("{path}{query}"),
+        }
+    }
+
+    /// `Header.Add`.
+    pub fn add_header(&mut self, name: &'static str, value: &str) {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.parts.headers.append(HeaderName::from_static(name), v);
+        }
+    }
+
+    /// Writes a changed path back into the request's URI (query kept as received).
+    pub fn finish(self) {
+        if !self.changed {
+            return;
+        }
+        let Some(p) = self.path else {
+            return;
+        };
+        let mut target = p.escaped();
+        if target.is_empty() {
+            target.push('/');
+        }
+        if let Some(q) = self.parts.uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        if let Ok(pq) = http::uri::PathAndQuery::try_from(target) {
+            let mut uri = std::mem::take(&mut self.parts.uri).into_parts();
+            uri.path_and_query = Some(pq);
+            if let Ok(u) = http::Uri::from_parts(uri) {
+                self.parts.uri = u;
+            }
+        }
+    }
+}
+
+/// Runs a chain in order; the first answer ends it.
+pub fn run(chain: &[std::sync::Arc<Middleware>], req: &mut Req) -> Option<Box<Answer>> {
+    for m in chain {
+        if let Flow::Answer(a) = m.apply(req) {
+            return Some(a);
+        }
+    }
+    None
+}

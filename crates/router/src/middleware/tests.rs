@@ -1,0 +1,221 @@
+//! Traefik's own middleware test cases (`cases/*.json`, transcribed from `traefik/traefik`
+//! `pkg/middlewares/**/*_test.go`), run against betaroute's middlewares: each case's options go
+//! through the real configuration reader, its request through the middleware, and what the
+//! next handler would see (or the answer) is compared with what Traefik's test asserts.
+
+use serde_json::Value;
+
+use super::{run, Req};
+use crate::config::Format;
+
+fn cases(kind: &str) -> Vec<Value> {
+    let path = format!(
+        "{}/src/middleware/cases/{kind}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+/// The middleware of kind `kind` with `config`, through the configuration reader.
+fn middleware(
+    kind: &str,
+    config: &Value,
+) -> Result<Vec<std::sync::Arc<super::Middleware>>, String> {
+    let doc = serde_json::json!({"http": {
+        "routers": {"r": {"rule": "PathPrefix(`/`)", "service": "s", "middlewares": ["m"]}},
+        "services": {"s": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}}},
+        "middlewares": {"m": {kind: if config.is_null() { serde_json::json!({}) } else { config.clone() }}},
+    }});
+    let cfg =
+        crate::config::dynamic::parse_dynamic_str("case.yaml", &doc.to_string(), Format::Yaml)
+            .map_err(|e| e.to_string())?;
+    let r = &cfg.routers[0];
+    if let Some(why) = &r.refused {
+        return Err(why.clone());
+    }
+    Ok(r.chain.clone())
+}
+
+/// Runs every case of `kind`; returns the failures, described.
+fn check(kind: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for c in cases(kind) {
+        let name = c["name"].as_str().unwrap_or("?").to_owned();
+        // `forcePermanentRedirect` is Traefik-internal (`json:"-"`, set by its ingress-nginx
+        // provider): a file cannot set it, so the case builds the middleware directly.
+        let built = match c["config"].get("forcePermanentRedirect") {
+            Some(Value::Bool(force)) => Ok(vec![std::sync::Arc::new(super::Middleware::Redirect(
+                super::Redirect::scheme(
+                    c["config"]["scheme"].as_str().unwrap(),
+                    c["config"]["port"].as_str(),
+                    c["config"]["permanent"].as_bool().unwrap_or(false),
+                    *force,
+                ),
+            ))]),
+            _ => middleware(kind, &c["config"]),
+        };
+        if c.get("error").is_some() && c.get("request").is_none() {
+            {
+                if built.is_ok() {
+                    failures.push(format!(
+                        "{name}: accepted, Traefik refuses it ({})",
+                        c["error"]
+                    ));
+                }
+                continue;
+            }
+        }
+        let chain = match built {
+            Ok(chain) => chain,
+            Err(e) => {
+                failures.push(format!("{name}: not built: {e}"));
+                continue;
+            }
+        };
+        let r = &c["request"];
+        if r.is_null() {
+            continue; // a case of the constructor alone
+        }
+        // Go's parser takes a space in a path; on the wire (and for `http`) it is `%20`.
+        let url: http::Uri = r["url"]
+            .as_str()
+            .unwrap()
+            .replace(' ', "%20")
+            .parse()
+            .unwrap();
+        let target = match r["request_uri"].as_str() {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => url
+                .path_and_query()
+                .map_or("/".into(), |pq| pq.as_str().to_owned()),
+        };
+        let mut builder = http::Request::builder()
+            .method(r["method"].as_str().unwrap_or("GET"))
+            .uri(target.as_str());
+        let mut host = url
+            .authority()
+            .map_or(String::new(), |a| a.as_str().to_owned());
+        if let Some(h) = r["headers"].as_object() {
+            for (k, v) in h {
+                let values: Vec<&str> = match v {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    v => vec![v.as_str().unwrap_or("")],
+                };
+                for v in values {
+                    if k.eq_ignore_ascii_case("host") {
+                        host = v.to_owned();
+                    }
+                    builder = builder.header(k.as_str(), v);
+                }
+            }
+        }
+        let (mut parts, ()) = builder.body(()).unwrap().into_parts();
+        let tls = r["tls"].as_bool().unwrap_or(false);
+        let mut req = Req::new(&mut parts, &host, tls, "127.0.0.1".parse().unwrap());
+        if let Some(t) = r["request_uri"].as_str().filter(|t| !t.is_empty()) {
+            req = req.with_raw_target(t.to_owned());
+        }
+        let answer = run(&chain, &mut req);
+        let e = &c["expect"];
+        let status = answer.as_ref().map_or(200, |a| a.status.as_u16());
+        if let Some(want) = e["status"].as_u64() {
+            if u64::from(status) != want {
+                failures.push(format!("{name}: status {status}, Traefik {want}"));
+                continue;
+            }
+        }
+        if let Some(want) = e.get("location") {
+            let got = answer
+                .as_ref()
+                .and_then(|a| a.headers.get("location"))
+                .map(|v| v.to_str().unwrap().to_owned());
+            if got.as_deref() != want.as_str() {
+                failures.push(format!("{name}: location {got:?}, Traefik {want}"));
+            }
+        }
+        if let Some(want) = e["response_headers"].as_object() {
+            for (k, v) in want {
+                let got = answer.as_ref().and_then(|a| a.headers.get(k.as_str()));
+                let got = got.map(|g| g.to_str().unwrap().to_owned());
+                if got.as_deref() != v.as_str() {
+                    failures.push(format!("{name}: response {k} {got:?}, Traefik {v}"));
+                }
+            }
+        }
+        let Some(fwd) = e["forwarded"].as_object() else {
+            continue;
+        };
+        if answer.is_some() {
+            failures.push(format!("{name}: answered {status}, Traefik forwards"));
+            continue;
+        }
+        let p = req.path().unwrap();
+        if let Some(want) = fwd.get("path").and_then(Value::as_str) {
+            let got = String::from_utf8_lossy(&p.path);
+            if got != want {
+                failures.push(format!("{name}: path {got:?}, Traefik {want:?}"));
+            }
+        }
+        if let Some(want) = fwd.get("raw_path").and_then(Value::as_str) {
+            if p.raw != want {
+                failures.push(format!("{name}: raw path {:?}, Traefik {want:?}", p.raw));
+            }
+        }
+        // "" is Go's RequestURI of a test request left unchanged (it never had one).
+        if let Some(want) = fwd
+            .get("request_uri")
+            .and_then(Value::as_str)
+            .filter(|w| !w.is_empty())
+        {
+            let got = req.request_target();
+            if got != want {
+                failures.push(format!("{name}: request URI {got:?}, Traefik {want:?}"));
+            }
+        }
+        req.finish();
+        if let Some(h) = fwd.get("headers").and_then(Value::as_object) {
+            for (k, v) in h {
+                let got: Vec<&str> = parts
+                    .headers
+                    .get_all(k.as_str())
+                    .iter()
+                    .map(|v| v.to_str().unwrap())
+                    .collect();
+                let ok = match v {
+                    Value::Null => got.is_empty(),
+                    Value::String(s) => got == [s.as_str()],
+                    Value::Array(a) => {
+                        got == a.iter().filter_map(Value::as_str).collect::<Vec<_>>()
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!("{name}: forwarded {k} {got:?}, Traefik {v}"));
+                }
+            }
+        }
+    }
+    failures
+}
+
+macro_rules! traefik_cases {
+    ($($test:ident: $kind:literal),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            let failures = check($kind);
+            assert!(failures.is_empty(), "{} of Traefik's {} cases fail:\n{}", failures.len(), $kind, failures.join("\n"));
+        }
+    )*};
+}
+
+traefik_cases! {
+    strip_prefix: "stripPrefix",
+    strip_prefix_regex: "stripPrefixRegex",
+    add_prefix: "addPrefix",
+    replace_path: "replacePath",
+    replace_path_regex: "replacePathRegex",
+    redirect_scheme: "redirectScheme",
+    redirect_regex: "redirectRegex",
+}

@@ -1,0 +1,202 @@
+//! Middlewares through the real binary over sockets: a Traefik dynamic file using the path and
+//! redirect middlewares (directly, in a `chain`, across files), what the backend receives, what
+//! the client gets back, and what the router refuses by name.
+
+mod common;
+
+use common::*;
+
+fn config(backend: &str) -> String {
+    format!(
+        r#"
+http:
+  routers:
+    api:
+      rule: "Host(`api.example.com`) && PathPrefix(`/api`)"
+      service: app
+      middlewares: [strip-api, add-v2@file]
+    legacy:
+      rule: "Host(`api.example.com`) && PathPrefix(`/old`)"
+      service: app
+      middlewares: [legacy-chain]
+    insecure:
+      rule: "Host(`www.example.com`)"
+      service: app
+      middlewares: [to-https]
+    moved:
+      rule: "Host(`moved.example.com`)"
+      service: app
+      middlewares: [moved]
+  middlewares:
+    strip-api:
+      stripPrefix:
+        prefixes: ["/api"]
+    add-v2:
+      addPrefix:
+        prefix: /v2
+    legacy-chain:
+      chain:
+        middlewares: [old-to-new, strip-api]
+    old-to-new:
+      replacePathRegex:
+        regex: "^/old/(.*)"
+        replacement: "/api/items/$1"
+    to-https:
+      redirectScheme:
+        scheme: https
+        permanent: true
+    moved:
+      redirectRegex:
+        regex: "^http://moved.example.com/(.*)"
+        replacement: "https://new.example.com/${{1}}"
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{backend}"}}]
+"#
+    )
+}
+
+fn seen(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not the backend's JSON: {body}"))
+}
+
+#[tokio::test]
+async fn path_and_redirect_middlewares_over_the_wire() {
+    let app = Backend::start("app").await;
+    let r = Router::start(&config(&app.url()));
+    let c = client();
+
+    // stripPrefix then addPrefix: the backend sees /v2/users?x=1, and the stripped prefix.
+    let (status, body) = get(r.web, "api.example.com", "/api/users?x=1", &[]).await;
+    assert_eq!(status, 200, "{body}\n{}", r.stderr());
+    let b = seen(&body);
+    assert_eq!(b["uri"], "/v2/users?x=1");
+    assert_eq!(b["headers"]["x-forwarded-prefix"], "/api");
+
+    // An encoded slash survives the strip as Traefik keeps it (RawPath).
+    let (_, body) = get(r.web, "api.example.com", "/api/a%2Fb", &[]).await;
+    assert_eq!(seen(&body)["uri"], "/v2/a%2Fb");
+
+    // A strip that would leave a path cleaning changes is refused, as Traefik does.
+    let (status, _) = get(r.web, "api.example.com", "/api/../admin", &[]).await;
+    assert_eq!(status, 400);
+
+    // A chain: replacePathRegex, then stripPrefix; the original path in X-Replaced-Path.
+    let (status, body) = get(r.web, "api.example.com", "/old/42", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let b = seen(&body);
+    assert_eq!(b["uri"], "/items/42");
+    assert_eq!(b["headers"]["x-replaced-path"], "/old/42");
+    assert_eq!(b["headers"]["x-forwarded-prefix"], "/api");
+
+    // redirectScheme: 301 for GET, 308 for POST, to the same host and path.
+    let hits = app.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let resp = c
+        .request(
+            hyper::Request::get(format!("http://{}/login?next=/a", r.web))
+                .header("host", "www.example.com:80")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 301);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://www.example.com/login?next=/a"
+    );
+    let (status, _) = request(
+        &c,
+        r.web,
+        "POST",
+        "www.example.com",
+        "/form",
+        &[],
+        bytes::Bytes::from("x"),
+    )
+    .await;
+    assert_eq!(status, 308);
+    // Behind a TLS-terminating proxy that says so, no redirect loop.
+    let (status, _) = get(
+        r.web,
+        "www.example.com",
+        "/",
+        &[("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits + 1,
+        "redirects never reach the backend"
+    );
+
+    // redirectRegex: 302 with the capture substituted.
+    let resp = c
+        .request(
+            hyper::Request::get(format!("http://{}/docs/x", r.web))
+                .header("host", "moved.example.com")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "https://new.example.com/docs/x");
+}
+
+#[tokio::test]
+async fn unsupported_or_broken_middlewares_are_refused_by_name() {
+    let app = Backend::start("app").await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    a: {{rule: "Host(`a`)", service: app, middlewares: [auth]}}
+    b: {{rule: "Host(`b`)", service: app, middlewares: [loop]}}
+  middlewares:
+    auth: {{forwardAuth: {{address: "http://auth"}}}}
+    loop: {{chain: {{middlewares: [loop2]}}}}
+    loop2: {{chain: {{middlewares: [loop]}}}}
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    for host in ["a", "b"] {
+        let (status, _) = get(r.web, host, "/", &[]).await;
+        assert_eq!(
+            status, 503,
+            "router {host} is refused, never served without its middleware"
+        );
+    }
+    let err = r.stderr();
+    assert!(
+        err.contains("router a@file uses middleware auth@file (forwardAuth), not supported yet"),
+        "{err}"
+    );
+    assert!(err.contains("router b@file uses middleware chain loop@file, which contains itself (loop@file -> loop2@file -> loop@file)"), "{err}");
+
+    // A bad option is an error at its line: the file is not loaded at all.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
+        .args(["check", "--dynamic"])
+        .arg({
+            let f = temp_dir().join("bad.yaml");
+            std::fs::write(&f, "http:\n  middlewares:\n    s:\n      stripPrefix:\n        prefixes: [/a]\n        prefixs: [/b]\n    r:\n      replacePathRegex:\n        regex: \"(\"\n").unwrap();
+            f
+        })
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("bad.yaml:6:9: middleware s: stripPrefix: unknown key \"prefixs\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.yaml:9:9: middleware r: replacePathRegex: error parsing regexp"),
+        "{text}"
+    );
+}
