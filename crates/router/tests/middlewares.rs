@@ -200,3 +200,122 @@ http:
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn headers_middleware_over_the_wire() {
+    let app = Backend::start("app").await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    web:
+      rule: "Host(`web.example.com`)"
+      service: app
+      middlewares: [secure, cors]
+  middlewares:
+    secure:
+      headers:
+        customRequestHeaders:
+          X-Script-Name: test
+          X-Forwarded-For: ""
+          X-Drop-Me: ""
+        customResponseHeaders:
+          X-Custom-Response: "yes"
+          Server: ""
+        stsSeconds: 31536000
+        stsIncludeSubdomains: true
+        sslProxyHeaders:
+          X-Forwarded-Proto: https
+        frameDeny: true
+        contentTypeNosniff: true
+        referrerPolicy: no-referrer
+    cors:
+      headers:
+        accessControlAllowMethods: [GET, OPTIONS, PUT]
+        accessControlAllowOriginList: ["https://app.example.com"]
+        accessControlMaxAge: 100
+        addVaryHeader: true
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let c = client();
+    let send = |method: &str, headers: &[(&str, &str)]| {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}/page", r.web))
+            .header("host", "web.example.com");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        c.request(
+            b.body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let resp = send(
+        "GET",
+        &[
+            ("origin", "https://app.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("x-drop-me", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    assert_eq!(
+        h["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-custom-response"], "yes");
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(h["vary"], "Origin");
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let b = seen(std::str::from_utf8(&body).unwrap());
+    assert_eq!(b["headers"]["x-script-name"], "test");
+    assert!(b["headers"].get("x-drop-me").is_none(), "{b}");
+    assert!(
+        b["headers"].get("x-forwarded-for").is_none(),
+        "X-Forwarded-For: \"\" keeps the proxy's out: {b}"
+    );
+
+    // Plain http: no Strict-Transport-Security; another origin: no Allow-Origin.
+    let resp = send("GET", &[("origin", "https://evil.example.com")])
+        .await
+        .unwrap();
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    // A preflight is answered by the router, never reaching the backend.
+    let hits = app.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let resp = send(
+        "OPTIONS",
+        &[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "PUT"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-methods"],
+        "GET,OPTIONS,PUT"
+    );
+    assert_eq!(resp.headers()["access-control-max-age"], "100");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(app.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
+}

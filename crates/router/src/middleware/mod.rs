@@ -10,6 +10,7 @@
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
 pub mod gourl;
+mod headers;
 mod path;
 mod redirect;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
 use gourl::{BadEscape, GoPath};
+pub use headers::{Cors, Custom, Headers, Secure};
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
 pub use redirect::Redirect;
 
@@ -36,6 +38,7 @@ pub enum Middleware {
     ReplacePathRegex(ReplacePathRegex),
     /// `redirectScheme` and `redirectRegex`.
     Redirect(Redirect),
+    Headers(Box<Headers>),
 }
 
 impl Middleware {
@@ -47,6 +50,28 @@ impl Middleware {
             Middleware::ReplacePath(m) => m.apply(req),
             Middleware::ReplacePathRegex(m) => m.apply(req),
             Middleware::Redirect(m) => m.apply(req),
+            Middleware::Headers(m) => match m.on_request(req) {
+                Ok(seen) => {
+                    req.after.push(After::Headers(m.clone(), seen));
+                    Flow::Next
+                }
+                Err(flow) => flow,
+            },
+        }
+    }
+}
+
+/// What a middleware does to the response, remembered from its request.
+#[derive(Debug, Clone)]
+pub enum After {
+    Headers(Box<Headers>, headers::Seen),
+}
+
+/// Applies the chain's response sides to a response's headers, innermost first.
+pub fn respond(after: &[After], headers: &mut HeaderMap) {
+    for a in after.iter().rev() {
+        match a {
+            After::Headers(h, seen) => h.on_response(seen, headers),
         }
     }
 }
@@ -86,7 +111,7 @@ impl Answer {
 /// form on first use and written back into the URI when the chain is done.
 pub struct Req<'a> {
     pub parts: &'a mut Parts,
-    pub host: &'a str,
+    pub host: String,
     pub tls: bool,
     pub client: IpAddr,
     path: Option<GoPath>,
@@ -94,19 +119,30 @@ pub struct Req<'a> {
     /// The request target exactly as received, when it differs from what the parsed URI gives
     /// back (an absolute-form target without a path); `None`: the URI's.
     raw_target: Option<String>,
+    /// The response sides to run, in chain order.
+    pub after: Vec<After>,
+    /// `customRequestHeaders: {X-Forwarded-For: ""}`: the proxy adds no `X-Forwarded-For`.
+    pub no_forwarded_for: bool,
 }
 
 impl<'a> Req<'a> {
-    pub fn new(parts: &'a mut Parts, host: &'a str, tls: bool, client: IpAddr) -> Req<'a> {
+    pub fn new(parts: &'a mut Parts, host: &str, tls: bool, client: IpAddr) -> Req<'a> {
         Req {
             parts,
-            host,
+            host: host.to_owned(),
             tls,
             client,
             path: None,
             changed: false,
             raw_target: None,
+            after: Vec::new(),
+            no_forwarded_for: false,
         }
+    }
+
+    /// Go's `req.Host = ...` (a `Host` custom request header).
+    pub fn set_host(&mut self, host: &str) {
+        self.host = host.to_owned();
     }
 
     /// The request target as received, byte for byte.
@@ -161,11 +197,11 @@ impl<'a> Req<'a> {
     }
 
     /// Writes a changed path back into the request's URI (query kept as received).
-    pub fn finish(self) {
+    pub fn finish(&mut self) {
         if !self.changed {
             return;
         }
-        let Some(p) = self.path else {
+        let Some(p) = self.path.take() else {
             return;
         };
         let mut target = p.escaped();
@@ -189,7 +225,9 @@ impl<'a> Req<'a> {
 /// Runs a chain in order; the first answer ends it.
 pub fn run(chain: &[std::sync::Arc<Middleware>], req: &mut Req) -> Option<Box<Answer>> {
     for m in chain {
-        if let Flow::Answer(a) = m.apply(req) {
+        if let Flow::Answer(mut a) = m.apply(req) {
+            // The middlewares before it see its answer as they would the backend's.
+            respond(&req.after, &mut a.headers);
             return Some(a);
         }
     }

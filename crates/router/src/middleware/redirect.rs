@@ -76,7 +76,7 @@ impl Redirect {
         let target = req.request_target();
         let mut scheme = "http".to_owned();
         let (mut host, mut port) = if self.scheme_mode {
-            match split_host_port(req.host) {
+            match split_host_port(&req.host) {
                 Some((h, p)) => (h.to_owned(), format!(":{p}")),
                 None => (req.host.to_owned(), String::new()),
             }

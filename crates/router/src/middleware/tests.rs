@@ -54,6 +54,20 @@ fn check(kind: &str) -> Vec<String> {
                     *force,
                 ),
             ))]),
+            // Traefik's tests of the headers layer alone (`NewHeader` with nothing set): no user
+            // configuration can say that (it is "headers configuration not valid"), so the case
+            // gets the layer directly.
+            _ if kind == "headers"
+                && c.get("error").is_none()
+                && c["config"].as_object().is_none_or(|o| {
+                    o.values()
+                        .all(|v| v.as_object().is_some_and(|m| m.is_empty()))
+                }) =>
+            {
+                Ok(vec![std::sync::Arc::new(super::Middleware::Headers(
+                    Box::default(),
+                ))])
+            }
             _ => middleware(kind, &c["config"]),
         };
         if c.get("error").is_some() && c.get("request").is_none() {
@@ -135,13 +149,50 @@ fn check(kind: &str) -> Vec<String> {
                 failures.push(format!("{name}: location {got:?}, Traefik {want}"));
             }
         }
-        if let Some(want) = e["response_headers"].as_object() {
-            for (k, v) in want {
-                let got = answer.as_ref().and_then(|a| a.headers.get(k.as_str()));
-                let got = got.map(|g| g.to_str().unwrap().to_owned());
-                if got.as_deref() != v.as_str() {
-                    failures.push(format!("{name}: response {k} {got:?}, Traefik {v}"));
+        // What the client gets: the answer, or the next handler's response through the chain's
+        // response sides.
+        let mut response = http::HeaderMap::new();
+        match &answer {
+            Some(a) => response = a.headers.clone(),
+            None => {
+                if let Some(h) = c["next"]["headers"].as_object() {
+                    for (k, v) in h {
+                        for v in values(v) {
+                            response.append(
+                                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                v.parse().unwrap(),
+                            );
+                        }
+                    }
                 }
+                super::respond(&req.after, &mut response);
+            }
+        }
+        if let Some(want) = e["response_headers"].as_object() {
+            compare(
+                &name,
+                "response",
+                &response,
+                want,
+                e["exact_response_headers"] == true,
+                &mut failures,
+            );
+        }
+        if let Some(want) = e["forwarded_headers"].as_object() {
+            if answer.is_some() {
+                failures.push(format!("{name}: answered {status}, Traefik forwards"));
+            } else {
+                // Go's `req.Host` is the Host the backend gets.
+                let mut seen = req.parts.headers.clone();
+                seen.insert(http::header::HOST, req.host.parse().unwrap());
+                compare(
+                    &name,
+                    "forwarded",
+                    &seen,
+                    want,
+                    e["exact_forwarded_headers"] == true,
+                    &mut failures,
+                );
             }
         }
         let Some(fwd) = e["forwarded"].as_object() else {
@@ -200,6 +251,51 @@ fn check(kind: &str) -> Vec<String> {
     failures
 }
 
+fn values(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Headers against a case's expectation (`null`: absent; an array: every value, in order);
+/// `exact`: no other header either (Go keeps `Host` out of the map).
+fn compare(
+    name: &str,
+    what: &str,
+    got: &http::HeaderMap,
+    want: &serde_json::Map<String, Value>,
+    exact: bool,
+    failures: &mut Vec<String>,
+) {
+    for (k, v) in want {
+        let have: Vec<String> = got
+            .get_all(k.as_str())
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let ok = match v {
+            Value::Null => have.is_empty(),
+            _ => have == values(v),
+        };
+        if !ok {
+            failures.push(format!("{name}: {what} {k} {have:?}, Traefik {v}"));
+        }
+    }
+    if exact {
+        for k in got.keys() {
+            if k != http::header::HOST && !want.keys().any(|w| w.eq_ignore_ascii_case(k.as_str())) {
+                failures.push(format!("{name}: {what} has {k}, Traefik's has not"));
+            }
+        }
+    }
+}
+
 macro_rules! traefik_cases {
     ($($test:ident: $kind:literal),* $(,)?) => {$(
         #[test]
@@ -218,4 +314,5 @@ traefik_cases! {
     replace_path_regex: "replacePathRegex",
     redirect_scheme: "redirectScheme",
     redirect_regex: "redirectRegex",
+    headers: "headers",
 }

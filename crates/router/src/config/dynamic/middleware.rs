@@ -55,6 +55,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
     "chain",
+    "headers",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
@@ -198,6 +199,11 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 permanent,
                 false,
             ))
+        }
+        "headers" => {
+            let h = super::headers::read(cx, &mut o, &what);
+            o.finish(cx, super::headers::KEYS);
+            Middleware::Headers(Box::new(h?))
         }
         "chain" => {
             let refs = o.strings(cx, "middlewares").unwrap_or_default();

@@ -4,6 +4,7 @@
 
 mod comparison;
 pub(crate) mod drafts;
+mod headers;
 pub(crate) mod http;
 mod middleware;
 mod router;

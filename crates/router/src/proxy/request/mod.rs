@@ -75,9 +75,12 @@ pub async fn handle(
     let resp = match ctx.target.clone() {
         None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         Some(target) => match filter(&ctx, &peer, &target, &mut parts) {
-            Some(answer) => answer,
-            None => {
+            Filter::Answer(answer) => answer,
+            Filter::Forward(done) => {
                 let host = prepare(&ctx, &peer, &mut parts);
+                if done.no_forwarded_for {
+                    parts.headers.remove("x-forwarded-for");
+                }
                 let cx = upstream::SendCx {
                     timeout: shared.response_header_timeout,
                     pool: &pool,
@@ -88,6 +91,7 @@ pub async fn handle(
                 let (result, server) = upstream::send(cx, &target, parts, body, host).await;
                 ctx.server = server;
                 let mut resp = respond(result);
+                crate::middleware::respond(&done.after, resp.headers_mut());
                 served_by(&ep, ctx.server.as_deref(), &mut resp);
                 resp
             }
@@ -152,17 +156,31 @@ fn admit(
     }
 }
 
+/// The filter phase's outcome: an answer of the router's own, or the request goes on.
+enum Filter {
+    Answer(Response<Body>),
+    Forward(Filtered),
+}
+
+/// What the middlewares leave for after the backend answered.
+#[derive(Default)]
+struct Filtered {
+    after: Vec<crate::middleware::After>,
+    no_forwarded_for: bool,
+}
+
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
-/// what a middleware answered. Middlewares that let the request go on may have changed it.
-fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Option<Response<Body>> {
+/// what a middleware answered. Middlewares that let the request go on may have changed it, and
+/// may have response work left.
+fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filter {
     if target.refused.is_some() {
-        return Some(text(
+        return Filter::Answer(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 Service Unavailable: this route's configuration uses a feature betaroute does not support yet (see `betaroute check`)\n",
         ));
     }
     if target.chain.is_empty() {
-        return None;
+        return Filter::Forward(Filtered::default());
     }
     // Go's `req.Host`: the host the client asked for.
     let host = ctx
@@ -180,12 +198,19 @@ fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Optio
     let mut req = crate::middleware::Req::new(parts, &host, false, peer.ip);
     let answer = crate::middleware::run(&target.chain, &mut req);
     req.finish();
-    answer.map(|a| {
-        let mut r = Response::new(Either::Right(Full::new(a.body)));
-        *r.status_mut() = a.status;
-        *r.headers_mut() = a.headers;
-        r
-    })
+    match answer {
+        Some(a) => {
+            let a = *a;
+            let mut r = Response::new(Either::Right(Full::new(a.body)));
+            *r.status_mut() = a.status;
+            *r.headers_mut() = a.headers;
+            Filter::Answer(r)
+        }
+        None => Filter::Forward(Filtered {
+            after: std::mem::take(&mut req.after),
+            no_forwarded_for: req.no_forwarded_for,
+        }),
+    }
 }
 
 /// Headers for the backend; returns the Host the client asked for (for passHostHeader).
