@@ -319,3 +319,97 @@ http:
     );
     assert_eq!(app.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
 }
+
+#[tokio::test]
+async fn basic_auth_over_the_wire() {
+    let app = Backend::start("app").await;
+    let dir = temp_dir();
+    let users = dir.join("users");
+    // test:test (apr1) in the file; bcrypt and {SHA} users inline.
+    std::fs::write(
+        &users,
+        "# staff\ntest:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    admin:
+      rule: "Host(`admin.example.com`)"
+      service: app
+      middlewares: [auth]
+  middlewares:
+    auth:
+      basicAuth:
+        usersFile: "{}"
+        users:
+          - "bob:$2a$04$.8sTYfcxbSplCtoxt5TdJOgpBYkarKtZYsYfYxQ1edbYRuO1DNi0e"
+          - "sha:{{SHA}}W6ph5Mm5Pz8GgiULbPgzG37mj9g="
+        realm: staff only
+        headerField: X-WebAuth-User
+        removeHeader: true
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        users.display(),
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let c = client();
+    let send = |auth: Option<&str>| {
+        let mut b =
+            hyper::Request::get(format!("http://{}/", r.web)).header("host", "admin.example.com");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        c.request(
+            b.body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let basic = |u: &str, p: &str| {
+        use base64ct::Encoding;
+        format!(
+            "Basic {}",
+            base64ct::Base64::encode_string(format!("{u}:{p}").as_bytes())
+        )
+    };
+    for bad in [
+        None,
+        Some(basic("test", "wrong")),
+        Some(basic("nobody", "test")),
+        Some("Bearer x".to_owned()),
+    ] {
+        let resp = send(bad.as_deref()).await.unwrap();
+        assert_eq!(resp.status(), 401, "{bad:?}");
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Basic realm=\"staff only\""
+        );
+    }
+    for (u, p) in [("test", "test"), ("bob", "test"), ("sha", "password")] {
+        let resp = send(Some(&basic(u, p))).await.unwrap();
+        assert_eq!(resp.status(), 200, "{u}");
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let b = seen(std::str::from_utf8(&body).unwrap());
+        assert_eq!(b["headers"]["x-webauth-user"], u);
+        assert!(
+            b["headers"].get("authorization").is_none(),
+            "removeHeader: {b}"
+        );
+    }
+    let logs = format!(
+        "{}{}{}",
+        r.stderr(),
+        r.stdout(),
+        std::fs::read_to_string(r.dir.join("access.log")).unwrap_or_default()
+    );
+    assert!(
+        !logs.contains("dGVzdDp0ZXN0") && !logs.contains("wrong"),
+        "credentials are never logged"
+    );
+}

@@ -9,8 +9,10 @@
 //! and table tests with the cases of Traefik's own tests (`cases/*.json`, transcribed from
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
+mod basic_auth;
 pub mod gourl;
 mod headers;
+mod htpasswd;
 mod path;
 mod redirect;
 #[cfg(test)]
@@ -23,6 +25,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
+pub use basic_auth::BasicAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
@@ -39,6 +42,7 @@ pub enum Middleware {
     /// `redirectScheme` and `redirectRegex`.
     Redirect(Redirect),
     Headers(Box<Headers>),
+    BasicAuth(Box<BasicAuth>),
 }
 
 impl Middleware {
@@ -50,6 +54,7 @@ impl Middleware {
             Middleware::ReplacePath(m) => m.apply(req),
             Middleware::ReplacePathRegex(m) => m.apply(req),
             Middleware::Redirect(m) => m.apply(req),
+            Middleware::BasicAuth(m) => m.apply(req),
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));

@@ -42,7 +42,23 @@ fn middleware(
 fn check(kind: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for c in cases(kind) {
-        let name = c["name"].as_str().unwrap_or("?").to_owned();
+        let mut name = c["name"].as_str().unwrap_or("?").to_owned();
+        if let Some(v) = c["variant"].as_str() {
+            name = format!("{name} ({v})");
+        }
+        // Files a case reads (`usersFile`), written where the configuration then points.
+        let mut c = c.clone();
+        if let Some(files) = c["files"].as_object().cloned() {
+            let dir = std::env::temp_dir().join(format!("betaroute-cases-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for (f, text) in files {
+                let path = dir.join(&f);
+                std::fs::write(&path, text.as_str().unwrap()).unwrap();
+                if c["config"]["usersFile"] == f.as_str() {
+                    c["config"]["usersFile"] = Value::String(path.to_str().unwrap().to_owned());
+                }
+            }
+        }
         // `forcePermanentRedirect` is Traefik-internal (`json:"-"`, set by its ingress-nginx
         // provider): a file cannot set it, so the case builds the middleware directly.
         let built = match c["config"].get("forcePermanentRedirect") {
@@ -315,4 +331,5 @@ traefik_cases! {
     redirect_scheme: "redirectScheme",
     redirect_regex: "redirectRegex",
     headers: "headers",
+    basic_auth: "basicAuth",
 }

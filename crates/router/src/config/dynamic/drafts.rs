@@ -47,6 +47,9 @@ pub struct MiddlewareDraft {
     /// in `chain`, flattened when the configuration is combined).
     pub spec: Option<std::sync::Arc<crate::middleware::Middleware>>,
     pub chain: Vec<Ref>,
+    /// Why a kind betaroute does not run is refused, when there is more to say than "not
+    /// supported yet" (a plugin: which one).
+    pub refusal: Option<String>,
 }
 
 /// A comparison, names as written.

@@ -8,7 +8,8 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, Middleware, Redirect, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex,
+    AddPrefix, BasicAuth, Middleware, Redirect, ReplacePath, ReplacePathRegex, StripPrefix,
+    StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -54,6 +55,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 /// The kinds betaroute runs.
 pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
+    "basicAuth",
     "chain",
     "headers",
     "redirectRegex",
@@ -103,6 +105,7 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
                 config: e.value.canonical(),
                 spec,
                 chain,
+                refusal: (*kind == "plugin").then(|| plugin_refusal(&options.value)),
             })
         }
         [] => {
@@ -200,6 +203,58 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 false,
             ))
         }
+        "basicAuth" => {
+            let users = o.strings(cx, "users").unwrap_or_default();
+            let file = o.string(cx, "usersFile").unwrap_or_default();
+            let file_at = o.at_key("usersFile");
+            let realm = o.string(cx, "realm");
+            let field = o.string(cx, "headerField").filter(|f| !f.is_empty());
+            let field_at = o.at_key("headerField");
+            let remove = o.boolean(cx, "removeHeader").unwrap_or(false);
+            let at = o.at;
+            o.finish(
+                cx,
+                &["users", "usersFile", "realm", "headerField", "removeHeader"],
+            );
+            let mut entries = Vec::new();
+            if !file.is_empty() {
+                // Traefik reads the file when it builds the middleware, relative to its working
+                // directory; so does betaroute, on every (re)load.
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => entries.extend(
+                        text.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .map(str::to_owned),
+                    ),
+                    Err(e) => {
+                        cx.error(file_at, format!("{what}: usersFile {file}: {e}"));
+                        return None;
+                    }
+                }
+            }
+            entries.extend(users.into_iter().map(|(u, _)| u));
+            let header_field = match field {
+                Some(f) => match http::HeaderName::from_bytes(f.as_bytes()) {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        cx.error(
+                            field_at,
+                            format!("{what}: headerField {f:?} is not a header name"),
+                        );
+                        return None;
+                    }
+                },
+                None => None,
+            };
+            match BasicAuth::new(&entries, &file, realm, header_field, remove) {
+                Ok(b) => Middleware::BasicAuth(Box::new(b)),
+                Err(why) => {
+                    cx.error(at, format!("{what}: {why}"));
+                    return None;
+                }
+            }
+        }
         "headers" => {
             let h = super::headers::read(cx, &mut o, &what);
             o.finish(cx, super::headers::KEYS);
@@ -217,4 +272,21 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
         other => unreachable!("{other} is not an implemented kind"),
     };
     Some((Some(Arc::new(m)), Vec::new()))
+}
+
+/// A plugin is refused naming it: betaroute does not run Traefik's Yaegi (Go interpreter)
+/// plugins, and will not.
+fn plugin_refusal(options: &crate::config::source::Node) -> String {
+    let names: Vec<&str> = match &options.value {
+        Value::Map(entries) => entries.iter().map(|e| e.key.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    format!(
+        "plugin {}: betaroute does not run Traefik plugins (they are Go code run by Yaegi)",
+        if names.is_empty() {
+            "(unnamed)".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
 }

@@ -602,8 +602,9 @@ fn flatten(
             Ok(())
         }
         None => Err(format!(
-            "uses middleware {q} ({}), not supported yet",
-            item.kind
+            "uses middleware {q} ({}), {}",
+            item.kind,
+            item.refusal.as_deref().unwrap_or("not supported yet")
         )),
     }
 }
