@@ -153,11 +153,11 @@ fn errors_point_at_the_key_that_is_wrong() {
 fn unsupported_features_are_refused_by_name_at_their_line() {
     let (code, out, err) = check_dynamic(
         "features.yaml",
-        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls: {}\n  middlewares:\n    auth:\n      basicAuth:\n        users: [\"u:$apr1$x$y\"]\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls: {}\n  middlewares:\n    auth:\n      forwardAuth:\n        address: http://auth\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
     );
     assert_eq!(code, 2, "{out}");
     for want in [
-        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (basicAuth), not supported yet",
+        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (forwardAuth), not supported yet",
         "features.yaml:11:7: refused: router secure: tls is not supported yet",
         "features.yaml:21:1: refused: dynamic configuration: tcp is not supported yet",
     ] {

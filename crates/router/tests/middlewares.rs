@@ -57,6 +57,14 @@ http:
     )
 }
 
+/// The static configuration with the test client as a trusted proxy (its X-Forwarded-* count).
+fn trusted() -> String {
+    STATIC.replace(
+        "[admin]",
+        "[entryPoints.web.forwardedHeaders]\ntrustedIPs = [\"127.0.0.1/32\"]\n[admin]",
+    )
+}
+
 fn seen(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|_| panic!("not the backend's JSON: {body}"))
 }
@@ -64,7 +72,7 @@ fn seen(body: &str) -> serde_json::Value {
 #[tokio::test]
 async fn path_and_redirect_middlewares_over_the_wire() {
     let app = Backend::start("app").await;
-    let r = Router::start(&config(&app.url()));
+    let r = Router::start_with(&trusted(), &config(&app.url()));
     let c = client();
 
     // stripPrefix then addPrefix: the backend sees /v2/users?x=1, and the stripped prefix.
@@ -240,7 +248,7 @@ http:
 "#,
         app.url()
     );
-    let r = Router::start(&yaml);
+    let r = Router::start_with(&trusted(), &yaml);
     let c = client();
     let send = |method: &str, headers: &[(&str, &str)]| {
         let mut b = hyper::Request::builder()
@@ -411,5 +419,54 @@ http:
     assert!(
         !logs.contains("dGVzdDp0ZXN0") && !logs.contains("wrong"),
         "credentials are never logged"
+    );
+}
+
+#[tokio::test]
+async fn ip_allow_list_over_the_wire_and_never_from_a_forged_header() {
+    let app = Backend::start("app").await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    local: {{rule: "Host(`local`)", service: app, middlewares: [local-only]}}
+    office: {{rule: "Host(`office`)", service: app, middlewares: [office-only]}}
+  middlewares:
+    local-only:
+      ipAllowList: {{sourceRange: ["127.0.0.1/32", "::1"]}}
+    office-only:
+      ipWhiteList:
+        sourceRange: ["10.0.0.0/8"]
+        ipStrategy: {{depth: 1}}
+        rejectStatusCode: 404
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    // An untrusted peer: its X-Forwarded-For is dropped before any middleware reads it.
+    let r = Router::start(&yaml);
+    assert_eq!(get(r.web, "local", "/", &[]).await.0, 200);
+    let (status, body) = get(r.web, "office", "/", &[("x-forwarded-for", "10.1.2.3")]).await;
+    assert_eq!((status, body.as_str()), (404, "Not Found"));
+    drop(r);
+    // A trusted edge in front: its X-Forwarded-For counts.
+    let r = Router::start_with(&trusted(), &yaml);
+    assert_eq!(
+        get(r.web, "office", "/", &[("x-forwarded-for", "10.1.2.3")])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get(
+            r.web,
+            "office",
+            "/",
+            &[("x-forwarded-for", "10.1.2.3, 192.168.1.1")]
+        )
+        .await
+        .0,
+        404
     );
 }

@@ -13,6 +13,7 @@ mod basic_auth;
 pub mod gourl;
 mod headers;
 mod htpasswd;
+mod ip_allow;
 mod path;
 mod redirect;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use http::{HeaderMap, StatusCode};
 pub use basic_auth::BasicAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
+pub use ip_allow::{Checker, IpAllowList, Strategy};
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
 pub use redirect::Redirect;
 
@@ -43,6 +45,8 @@ pub enum Middleware {
     Redirect(Redirect),
     Headers(Box<Headers>),
     BasicAuth(Box<BasicAuth>),
+    /// `ipAllowList` and `ipWhiteList`.
+    IpAllowList(IpAllowList),
 }
 
 impl Middleware {
@@ -55,6 +59,7 @@ impl Middleware {
             Middleware::ReplacePathRegex(m) => m.apply(req),
             Middleware::Redirect(m) => m.apply(req),
             Middleware::BasicAuth(m) => m.apply(req),
+            Middleware::IpAllowList(m) => m.apply(req),
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));
@@ -119,6 +124,8 @@ pub struct Req<'a> {
     pub host: String,
     pub tls: bool,
     pub client: IpAddr,
+    /// Go's `req.RemoteAddr` (the peer's address).
+    pub remote: String,
     path: Option<GoPath>,
     changed: bool,
     /// The request target exactly as received, when it differs from what the parsed URI gives
@@ -137,6 +144,7 @@ impl<'a> Req<'a> {
             host: host.to_owned(),
             tls,
             client,
+            remote: client.to_string(),
             path: None,
             changed: false,
             raw_target: None,

@@ -144,6 +144,9 @@ fn check(kind: &str) -> Vec<String> {
         let (mut parts, ()) = builder.body(()).unwrap().into_parts();
         let tls = r["tls"].as_bool().unwrap_or(false);
         let mut req = Req::new(&mut parts, &host, tls, "127.0.0.1".parse().unwrap());
+        if let Some(remote) = r["remote_addr"].as_str() {
+            req.remote = remote.to_owned();
+        }
         if let Some(t) = r["request_uri"].as_str().filter(|t| !t.is_empty()) {
             req = req.with_raw_target(t.to_owned());
         }
@@ -332,4 +335,5 @@ traefik_cases! {
     redirect_regex: "redirectRegex",
     headers: "headers",
     basic_auth: "basicAuth",
+    ip_allow_list: "ipAllowList",
 }

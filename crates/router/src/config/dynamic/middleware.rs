@@ -8,8 +8,8 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, BasicAuth, Middleware, Redirect, ReplacePath, ReplacePathRegex, StripPrefix,
-    StripPrefixRegex,
+    AddPrefix, BasicAuth, Checker, IpAllowList, Middleware, Redirect, ReplacePath,
+    ReplacePathRegex, Strategy, StripPrefix, StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -58,6 +58,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "basicAuth",
     "chain",
     "headers",
+    "ipAllowList",
+    "ipWhiteList",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
@@ -254,6 +256,72 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                     return None;
                 }
             }
+        }
+        "ipAllowList" | "ipWhiteList" => {
+            let ranges = o.strings(cx, "sourceRange").unwrap_or_default();
+            let ranges_at = o.at_key("sourceRange");
+            let code = o.number::<u16>(cx, "rejectStatusCode");
+            let code_at = o.at_key("rejectStatusCode");
+            let strategy = o.obj(cx, "ipStrategy").map(|mut s| {
+                let depth = s.number::<usize>(cx, "depth").unwrap_or(0);
+                let excluded = s.strings(cx, "excludedIPs").unwrap_or_default();
+                let excluded_at = s.at_key("excludedIPs");
+                let subnet = s.number::<u32>(cx, "ipv6Subnet");
+                let subnet_at = s.at_key("ipv6Subnet");
+                s.finish(cx, &["depth", "excludedIPs", "ipv6Subnet"]);
+                let ipv6_subnet = match subnet {
+                    Some(b) if b == 0 || b > 128 => {
+                        cx.error(subnet_at, format!("{what}: invalid IPv6 subnet {b} value, should be greater to 0 and lower or equal to 128"));
+                        None
+                    }
+                    b => b.map(|b| b as u8),
+                };
+                if depth > 0 {
+                    Strategy::Depth { depth, ipv6_subnet }
+                } else if !excluded.is_empty() {
+                    let list: Vec<String> = excluded.into_iter().map(|(e, _)| e).collect();
+                    match Checker::new(&list) {
+                        Ok(c) => Strategy::Excluded(c),
+                        Err(why) => {
+                            cx.error(excluded_at, format!("{what}: excludedIPs: {why}"));
+                            Strategy::RemoteAddr { ipv6_subnet }
+                        }
+                    }
+                } else {
+                    Strategy::RemoteAddr { ipv6_subnet }
+                }
+            });
+            o.finish(cx, &["sourceRange", "ipStrategy", "rejectStatusCode"]);
+            let reject = match code {
+                None | Some(0) => http::StatusCode::FORBIDDEN,
+                Some(c) => match http::StatusCode::from_u16(c)
+                    .ok()
+                    .filter(|s| s.canonical_reason().is_some())
+                {
+                    Some(s) => s,
+                    None => {
+                        cx.error(code_at, format!("{what}: invalid HTTP status code {c}"));
+                        return None;
+                    }
+                },
+            };
+            if ranges.is_empty() {
+                cx.error(ranges_at, format!("{what}: sourceRange is empty"));
+                return None;
+            }
+            let list: Vec<String> = ranges.into_iter().map(|(r, _)| r).collect();
+            let allowed = match Checker::new(&list) {
+                Ok(c) => c,
+                Err(why) => {
+                    cx.error(ranges_at, format!("{what}: sourceRange: {why}"));
+                    return None;
+                }
+            };
+            Middleware::IpAllowList(IpAllowList {
+                allowed,
+                strategy: strategy.unwrap_or(Strategy::RemoteAddr { ipv6_subnet: None }),
+                reject,
+            })
         }
         "headers" => {
             let h = super::headers::read(cx, &mut o, &what);

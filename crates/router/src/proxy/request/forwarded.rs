@@ -38,6 +38,14 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Removes hop-by-hop headers, those the Connection header names, and, when `forwarded` is set,
 /// the X-Forwarded-* family. One pass over the (few) headers present instead of a hash lookup
 /// per name that might be: this runs twice per request.
+/// Removes an untrusted peer's X-Forwarded-* headers (the forwarded part of
+/// [`strip_hop_by_hop`]), before the middlewares read or set them.
+pub fn strip_forwarded(h: &mut HeaderMap) {
+    for name in FORWARDED {
+        h.remove(name as &str);
+    }
+}
+
 pub fn strip_hop_by_hop(h: &mut HeaderMap, forwarded: bool) {
     // Empty in the common case, and an empty Vec does not allocate.
     let mut doomed: Vec<HeaderName> = Vec::new();

@@ -77,7 +77,7 @@ pub async fn handle(
         Some(target) => match filter(&ctx, &peer, &target, &mut parts) {
             Filter::Answer(answer) => answer,
             Filter::Forward(done) => {
-                let host = prepare(&ctx, &peer, &mut parts);
+                let host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
                 if done.no_forwarded_for {
                     parts.headers.remove("x-forwarded-for");
                 }
@@ -182,6 +182,11 @@ fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filte
     if target.chain.is_empty() {
         return Filter::Forward(Filtered::default());
     }
+    // Traefik's entry point drops an untrusted peer's X-Forwarded-* before any middleware:
+    // `ipAllowList`'s depth must never read a client's own X-Forwarded-For.
+    if !ctx.trusted_peer {
+        forwarded::strip_forwarded(&mut parts.headers);
+    }
     // Go's `req.Host`: the host the client asked for.
     let host = ctx
         .forwarded_host
@@ -214,7 +219,7 @@ fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filte
 }
 
 /// Headers for the backend; returns the Host the client asked for (for passHostHeader).
-fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts) -> Option<HeaderValue> {
+fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts, filtered: bool) -> Option<HeaderValue> {
     let original_host = ctx
         .forwarded_host
         .as_deref()
@@ -227,7 +232,9 @@ fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts) -> Option<HeaderValue> {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
     // Traefik's default: X-Forwarded-* from an untrusted peer are not believed.
-    forwarded::strip_hop_by_hop(&mut parts.headers, !ctx.trusted_peer);
+    // After middlewares, an untrusted peer's X-Forwarded-* are gone already: what is left was
+    // set by a middleware.
+    forwarded::strip_hop_by_hop(&mut parts.headers, !ctx.trusted_peer && !filtered);
     forwarded::set_forwarded(
         &mut parts.headers,
         &peer.text,
