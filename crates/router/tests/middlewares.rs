@@ -470,3 +470,73 @@ http:
         404
     );
 }
+
+#[tokio::test]
+async fn rate_limit_over_the_wire() {
+    let app = Backend::start("app").await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    api: {{rule: "Host(`api`)", service: app, middlewares: [limit]}}
+    smooth: {{rule: "Host(`smooth`)", service: app, middlewares: [smooth]}}
+  middlewares:
+    limit:
+      rateLimit: {{average: 5, period: 1s, burst: 3, sourceCriterion: {{requestHeaderName: X-Api-Key}}}}
+    smooth:
+      rateLimit: {{average: 100, burst: 1}}
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let c = client();
+    let send = |key: &str| {
+        let req = hyper::Request::get(format!("http://{}/", r.web))
+            .header("host", "api")
+            .header("x-api-key", key)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        c.request(req)
+    };
+    let mut codes = Vec::new();
+    let mut rejected = None;
+    for _ in 0..6 {
+        let resp = send("alice").await.unwrap();
+        codes.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            rejected = Some(resp);
+        }
+    }
+    assert_eq!(&codes[..3], &[200, 200, 200], "the burst: {codes:?}");
+    assert!(codes[3..].contains(&429), "{codes:?}");
+    let resp = rejected.unwrap();
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(
+        resp.headers()["x-retry-in"]
+            .to_str()
+            .unwrap()
+            .ends_with("ms"),
+        "{:?}",
+        resp.headers()
+    );
+    // Another source has its own bucket.
+    assert_eq!(send("bob").await.unwrap().status(), 200);
+    // After a second, alice has tokens again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(send("alice").await.unwrap().status(), 200);
+
+    // 100/s with a burst of 1: a request 6 ms after the last is delayed to the next token
+    // (up to maxDelay, 5 ms) rather than refused, so 20 of them take at least 190 ms.
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(r.web, "smooth", "/", &[]).await.0, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(6)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(190),
+        "20 requests at 100/s took {took:?}"
+    );
+}

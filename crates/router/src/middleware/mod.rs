@@ -15,6 +15,7 @@ mod headers;
 mod htpasswd;
 mod ip_allow;
 mod path;
+mod rate_limit;
 mod redirect;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
 pub use ip_allow::{Checker, IpAllowList, Strategy};
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
+pub use rate_limit::{Limits, RateLimit, Source};
 pub use redirect::Redirect;
 
 /// One configured middleware, ready to run.
@@ -47,6 +49,7 @@ pub enum Middleware {
     BasicAuth(Box<BasicAuth>),
     /// `ipAllowList` and `ipWhiteList`.
     IpAllowList(IpAllowList),
+    RateLimit(Box<RateLimit>),
 }
 
 impl Middleware {
@@ -60,6 +63,7 @@ impl Middleware {
             Middleware::Redirect(m) => m.apply(req),
             Middleware::BasicAuth(m) => m.apply(req),
             Middleware::IpAllowList(m) => m.apply(req),
+            Middleware::RateLimit(m) => m.apply(req),
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));
@@ -91,6 +95,8 @@ pub fn respond(after: &[After], headers: &mut HeaderMap) {
 pub enum Flow {
     Next,
     Answer(Box<Answer>),
+    /// Go on after this wait (`rateLimit` smoothing a burst).
+    Wait(std::time::Duration),
 }
 
 /// A response a middleware gives instead of the backend's.
@@ -235,14 +241,28 @@ impl<'a> Req<'a> {
     }
 }
 
-/// Runs a chain in order; the first answer ends it.
-pub fn run(chain: &[std::sync::Arc<Middleware>], req: &mut Req) -> Option<Box<Answer>> {
-    for m in chain {
-        if let Flow::Answer(mut a) = m.apply(req) {
-            // The middlewares before it see its answer as they would the backend's.
-            respond(&req.after, &mut a.headers);
-            return Some(a);
+/// Where a chain stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// Every middleware let the request go on.
+    Done,
+    Answer(Box<Answer>),
+    /// Wait, then go on from the middleware at this index.
+    Wait(std::time::Duration, usize),
+}
+
+/// Runs a chain in order from `from`; the first answer ends it, a wait pauses it.
+pub fn run(chain: &[std::sync::Arc<Middleware>], from: usize, req: &mut Req) -> Stop {
+    for (i, m) in chain.iter().enumerate().skip(from) {
+        match m.apply(req) {
+            Flow::Next => {}
+            Flow::Wait(d) => return Stop::Wait(d, i + 1),
+            Flow::Answer(mut a) => {
+                // The middlewares before it see its answer as they would the backend's.
+                respond(&req.after, &mut a.headers);
+                return Stop::Answer(a);
+            }
         }
     }
-    None
+    Stop::Done
 }

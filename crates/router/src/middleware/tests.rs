@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{run, Req};
+use super::{run, Req, Stop};
 use crate::config::Format;
 
 fn cases(kind: &str) -> Vec<Value> {
@@ -150,7 +150,11 @@ fn check(kind: &str) -> Vec<String> {
         if let Some(t) = r["request_uri"].as_str().filter(|t| !t.is_empty()) {
             req = req.with_raw_target(t.to_owned());
         }
-        let answer = run(&chain, &mut req);
+        let answer = match run(&chain, 0, &mut req) {
+            Stop::Answer(a) => Some(a),
+            Stop::Done => None,
+            Stop::Wait(..) => panic!("{name}: a wait"),
+        };
         let e = &c["expect"];
         let status = answer.as_ref().map_or(200, |a| a.status.as_u16());
         if let Some(want) = e["status"].as_u64() {

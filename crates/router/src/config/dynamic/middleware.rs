@@ -8,8 +8,8 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, BasicAuth, Checker, IpAllowList, Middleware, Redirect, ReplacePath,
-    ReplacePathRegex, Strategy, StripPrefix, StripPrefixRegex,
+    AddPrefix, BasicAuth, Checker, IpAllowList, Limits, Middleware, RateLimit, Redirect,
+    ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix, StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -60,6 +60,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "headers",
     "ipAllowList",
     "ipWhiteList",
+    "rateLimit",
     "redirectRegex",
     "redirectScheme",
     "replacePath",
@@ -95,10 +96,12 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
                 .iter()
                 .find(|k| k.key.eq_ignore_ascii_case(kind))
                 .expect("the kind was found among the entries");
-            let (spec, chain) = if IMPLEMENTED.contains(kind) {
+            let (spec, chain, refusal) = if IMPLEMENTED.contains(kind) {
                 read_options(cx, kind, options, name)?
+            } else if *kind == "plugin" {
+                (None, Vec::new(), Some(plugin_refusal(&options.value)))
             } else {
-                (None, Vec::new())
+                (None, Vec::new(), None)
             };
             Some(MiddlewareDraft {
                 name: name.clone(),
@@ -107,7 +110,7 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
                 config: e.value.canonical(),
                 spec,
                 chain,
-                refusal: (*kind == "plugin").then(|| plugin_refusal(&options.value)),
+                refusal,
             })
         }
         [] => {
@@ -121,7 +124,9 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<MiddlewareDraft> {
     }
 }
 
-type Options = (Option<Arc<Middleware>>, Vec<Ref>);
+/// The middleware, a chain's references, and why the kind is refused after all (an option
+/// betaroute does not implement).
+type Options = (Option<Arc<Middleware>>, Vec<Ref>, Option<String>);
 
 /// The options of an implemented kind, as Traefik's reference page lists them.
 fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Options> {
@@ -262,35 +267,7 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
             let ranges_at = o.at_key("sourceRange");
             let code = o.number::<u16>(cx, "rejectStatusCode");
             let code_at = o.at_key("rejectStatusCode");
-            let strategy = o.obj(cx, "ipStrategy").map(|mut s| {
-                let depth = s.number::<usize>(cx, "depth").unwrap_or(0);
-                let excluded = s.strings(cx, "excludedIPs").unwrap_or_default();
-                let excluded_at = s.at_key("excludedIPs");
-                let subnet = s.number::<u32>(cx, "ipv6Subnet");
-                let subnet_at = s.at_key("ipv6Subnet");
-                s.finish(cx, &["depth", "excludedIPs", "ipv6Subnet"]);
-                let ipv6_subnet = match subnet {
-                    Some(b) if b == 0 || b > 128 => {
-                        cx.error(subnet_at, format!("{what}: invalid IPv6 subnet {b} value, should be greater to 0 and lower or equal to 128"));
-                        None
-                    }
-                    b => b.map(|b| b as u8),
-                };
-                if depth > 0 {
-                    Strategy::Depth { depth, ipv6_subnet }
-                } else if !excluded.is_empty() {
-                    let list: Vec<String> = excluded.into_iter().map(|(e, _)| e).collect();
-                    match Checker::new(&list) {
-                        Ok(c) => Strategy::Excluded(c),
-                        Err(why) => {
-                            cx.error(excluded_at, format!("{what}: excludedIPs: {why}"));
-                            Strategy::RemoteAddr { ipv6_subnet }
-                        }
-                    }
-                } else {
-                    Strategy::RemoteAddr { ipv6_subnet }
-                }
-            });
+            let strategy = o.obj(cx, "ipStrategy").map(|s| ip_strategy(cx, s, &what));
             o.finish(cx, &["sourceRange", "ipStrategy", "rejectStatusCode"]);
             let reject = match code {
                 None | Some(0) => http::StatusCode::FORBIDDEN,
@@ -323,6 +300,35 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 reject,
             })
         }
+        "rateLimit" => {
+            let average = o.number::<i64>(cx, "average").unwrap_or(0);
+            let period = o
+                .duration(cx, "period")
+                .unwrap_or(std::time::Duration::from_secs(1));
+            let burst = o.number::<i64>(cx, "burst").unwrap_or(1);
+            let source = o
+                .obj(cx, "sourceCriterion")
+                .map(|c| source_criterion(cx, c, &what));
+            let why =
+                "redis is not supported yet (betaroute's rate limit is in memory, per replica)";
+            if o.refuse(cx, "redis", why).is_some() {
+                o.finish(
+                    cx,
+                    &["average", "period", "burst", "sourceCriterion", "redis"],
+                );
+                return Some((None, Vec::new(), Some(why.to_owned())));
+            }
+            o.finish(
+                cx,
+                &["average", "period", "burst", "sourceCriterion", "redis"],
+            );
+            Middleware::RateLimit(Box::new(RateLimit::new(
+                Limits::new(average, period, burst),
+                source
+                    .flatten()
+                    .unwrap_or(Source::Ip(Strategy::RemoteAddr { ipv6_subnet: None })),
+            )))
+        }
         "headers" => {
             let h = super::headers::read(cx, &mut o, &what);
             o.finish(cx, super::headers::KEYS);
@@ -335,11 +341,11 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 .into_iter()
                 .map(|(name, at)| Ref { name, at })
                 .collect();
-            return Some((None, refs));
+            return Some((None, refs, None));
         }
         other => unreachable!("{other} is not an implemented kind"),
     };
-    Some((Some(Arc::new(m)), Vec::new()))
+    Some((Some(Arc::new(m)), Vec::new(), None))
 }
 
 /// A plugin is refused naming it: betaroute does not run Traefik's Yaegi (Go interpreter)
@@ -357,4 +363,77 @@ fn plugin_refusal(options: &crate::config::source::Node) -> String {
             names.join(", ")
         }
     )
+}
+
+/// `ipStrategy {depth, excludedIPs, ipv6Subnet}` (ipAllowList's, rateLimit's and inFlightReq's
+/// `sourceCriterion`): depth wins over excludedIPs, as in Traefik.
+fn ip_strategy(cx: &mut Cx, mut s: Obj, what: &str) -> Strategy {
+    let depth = s.number::<usize>(cx, "depth").unwrap_or(0);
+    let excluded = s.strings(cx, "excludedIPs").unwrap_or_default();
+    let excluded_at = s.at_key("excludedIPs");
+    let subnet = s.number::<u32>(cx, "ipv6Subnet");
+    let subnet_at = s.at_key("ipv6Subnet");
+    s.finish(cx, &["depth", "excludedIPs", "ipv6Subnet"]);
+    let ipv6_subnet = match subnet {
+        Some(b) if b == 0 || b > 128 => {
+            cx.error(
+                subnet_at,
+                format!("{what}: invalid IPv6 subnet {b} value, should be greater to 0 and lower or equal to 128"),
+            );
+            None
+        }
+        b => b.map(|b| b as u8),
+    };
+    if depth > 0 {
+        return Strategy::Depth { depth, ipv6_subnet };
+    }
+    if excluded.is_empty() {
+        return Strategy::RemoteAddr { ipv6_subnet };
+    }
+    let list: Vec<String> = excluded.into_iter().map(|(e, _)| e).collect();
+    match Checker::new(&list) {
+        Ok(c) => Strategy::Excluded(c),
+        Err(why) => {
+            cx.error(excluded_at, format!("{what}: excludedIPs: {why}"));
+            Strategy::RemoteAddr { ipv6_subnet }
+        }
+    }
+}
+
+/// `sourceCriterion`: one of `ipStrategy`, `requestHeaderName`, `requestHost`.
+fn source_criterion(cx: &mut Cx, mut c: Obj, what: &str) -> Option<Source> {
+    let at = c.at;
+    let ip = c.obj(cx, "ipStrategy").map(|s| ip_strategy(cx, s, what));
+    let header = c.string(cx, "requestHeaderName").filter(|h| !h.is_empty());
+    let host = c.boolean(cx, "requestHost").unwrap_or(false);
+    c.finish(cx, &["ipStrategy", "requestHeaderName", "requestHost"]);
+    match (ip, header, host) {
+        (Some(_), Some(_), _) => cx.error(
+            at,
+            format!(
+                "{what}: sourceCriterion: ipStrategy and requestHeaderName are mutually exclusive"
+            ),
+        ),
+        (Some(_), _, true) => cx.error(
+            at,
+            format!("{what}: sourceCriterion: ipStrategy and requestHost are mutually exclusive"),
+        ),
+        (_, Some(_), true) => cx.error(
+            at,
+            format!(
+                "{what}: sourceCriterion: requestHost and requestHeaderName are mutually exclusive"
+            ),
+        ),
+        (Some(s), None, false) => return Some(Source::Ip(s)),
+        (None, Some(h), false) => match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(h) => return Some(Source::Header(h)),
+            Err(_) => cx.error(
+                at,
+                format!("{what}: sourceCriterion: requestHeaderName {h:?} is not a header name"),
+            ),
+        },
+        (None, None, true) => return Some(Source::Host),
+        (None, None, false) => {}
+    }
+    None
 }

@@ -74,7 +74,7 @@ pub async fn handle(
     );
     let resp = match ctx.target.clone() {
         None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
-        Some(target) => match filter(&ctx, &peer, &target, &mut parts) {
+        Some(target) => match filter(&ctx, &peer, &target, &mut parts).await {
             Filter::Answer(answer) => answer,
             Filter::Forward(done) => {
                 let host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
@@ -172,7 +172,7 @@ struct Filtered {
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
 /// what a middleware answered. Middlewares that let the request go on may have changed it, and
 /// may have response work left.
-fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filter {
+async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filter {
     if target.refused.is_some() {
         return Filter::Answer(text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -201,7 +201,17 @@ fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filte
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
     let mut req = crate::middleware::Req::new(parts, &host, false, peer.ip);
-    let answer = crate::middleware::run(&target.chain, &mut req);
+    let mut from = 0;
+    let answer = loop {
+        match crate::middleware::run(&target.chain, from, &mut req) {
+            crate::middleware::Stop::Done => break None,
+            crate::middleware::Stop::Answer(a) => break Some(a),
+            crate::middleware::Stop::Wait(d, next) => {
+                tokio::time::sleep(d).await;
+                from = next;
+            }
+        }
+    };
     req.finish();
     match answer {
         Some(a) => {
