@@ -110,8 +110,18 @@ http { access_log off; keepalive_requests 1000000;
   upstream main { server 127.0.0.1:9401; keepalive 64; keepalive_requests 1000000; }
   upstream beta { server 127.0.0.1:9401; keepalive 64; keepalive_requests 1000000; }
   map \$http_x_rikstv_beta \$pool { default main; "true" beta; }
-  server { listen 127.0.0.1:9402; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+  server { listen 127.0.0.1:9402; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } }
+  # The typical chain (headers + stripPrefix + rateLimit + basicAuth), as NGINX writes it.
+  limit_req_zone \$binary_remote_addr zone=chain:1m rate=1000000r/s;
+  server { listen 127.0.0.1:9406;
+    location /api/ { auth_basic "bench"; auth_basic_user_file $WORK/htpasswd; limit_req zone=chain burst=1000000 nodelay;
+      add_header X-Frame-Options DENY; add_header X-Content-Type-Options nosniff; add_header X-Custom-Response yes;
+      proxy_set_header X-Script-Name bench; rewrite ^/api(/.*)\$ \$1 break;
+      proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
 CONF
+# bench:bench, {SHA} for both: the comparison is of the chain, not of password hashing (NGINX
+# would run MD5-crypt or bcrypt on every request; betaroute remembers verified credentials).
+echo 'bench:{SHA}5cicUp3MubQnFvTZEY1hB5yIPZ4=' > "$WORK/htpasswd"
 cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -148,6 +158,12 @@ http:
   routers:
     main: {rule: "Host(`api.example.com`)", service: main}
     beta: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta}
+    chain: {rule: "Host(`chain.example.com`)", service: beta, middlewares: [hdr, strip, limit, auth]}
+  middlewares:
+    hdr: {headers: {frameDeny: true, contentTypeNosniff: true, customRequestHeaders: {X-Script-Name: bench}, customResponseHeaders: {X-Custom-Response: "yes"}}}
+    strip: {stripPrefix: {prefixes: [/api]}}
+    limit: {rateLimit: {average: 1000000, burst: 1000000}}
+    auth: {basicAuth: {users: ["bench:{SHA}5cicUp3MubQnFvTZEY1hB5yIPZ4="]}}
   services:
     main: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
     beta: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
@@ -160,10 +176,10 @@ sleep 1
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-once() { # PORT PID [PATH] -> "rps p50_ms p99_ms cpu_us_per_request" for one wrk run
-  local port=$1 pid=$2 path=${3:-/} t0 out t1
+once() { # PORT PID [PATH [HOST]] -> "rps p50_ms p99_ms cpu_us_per_request" for one wrk run
+  local port=$1 pid=$2 path=${3:-/} host=${4:-api.example.com} t0 out t1
   t0=$(cpu_ticks "$pid")
-  out=$(taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency -H "Host: api.example.com" -H "X-RiksTV-Beta: true" "http://127.0.0.1:$port$path" 2>/dev/null)
+  out=$(taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency -H "Host: $host" -H "X-RiksTV-Beta: true" -H "Authorization: Basic YmVuY2g6YmVuY2g=" "http://127.0.0.1:$port$path" 2>/dev/null)
   t1=$(cpu_ticks "$pid")
   echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
@@ -181,12 +197,14 @@ medians() { # lines of "rps p50 p99 cpu" on stdin -> the median of each column
 # 49k last, same process).
 targets=("direct backend|9401|$(worker_of "$WORK/backend.pid")|/" "NGINX|9402|$(worker_of "$WORK/nginx.pid")|/"
   "HAProxy|9403|$(cat "$WORK/haproxy.pid")|/" "betaroute|9404|$(cat "$WORK/betaroute.pid")|/"
-  "hyper alone: betaroute admin /ping, no proxying|9405|$(cat "$WORK/betaroute.pid")|/ping")
+  "hyper alone: betaroute admin /ping, no proxying|9405|$(cat "$WORK/betaroute.pid")|/ping"
+  "NGINX, chain (headers, rewrite, limit_req, auth_basic)|9406|$(worker_of "$WORK/nginx.pid")|/api/x|chain.example.com"
+  "betaroute, chain (headers, stripPrefix, rateLimit, basicAuth)|9404|$(cat "$WORK/betaroute.pid")|/api/x|chain.example.com")
 declare -A runs=()
 for _ in 1 2 3; do
   for t in "${targets[@]}"; do
-    IFS='|' read -r name port pid path <<< "$t"
-    runs[$name]+="$(once "$port" "$pid" "$path")"$'\n'
+    IFS='|' read -r name port pid path host <<< "$t"
+    runs[$name]+="$(once "$port" "$pid" "$path" "$host")"$'\n'
   done
 done
 read -r n_rps n_p50 n_p99 n_cpu <<< "$(printf '%s' "${runs[NGINX]}" | medians)"
@@ -197,7 +215,10 @@ for t in "${targets[@]}"; do
   printf '| %s | %.0f | %.2fx | %s | %s | %.2fx | %s |\n' "$name" "$rps" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" "$p50" "$p99" "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN{print a/b}')" "$cpu"
 done
 echo "(medians of 3 interleaved rounds per column; \"hyper alone\" is betaroute's own admin /ping: hyper serving a constant, the floor of one HTTP/1 exchange, of which a proxy does two)"
-echo "goal: betaroute at least NGINX's req/s, p99 no worse"
+read -r nc_rps _ nc_p99 _ <<< "$(printf '%s' "${runs[NGINX, chain (headers, rewrite, limit_req, auth_basic)]}" | medians)"
+read -r bc_rps _ bc_p99 _ <<< "$(printf '%s' "${runs[betaroute, chain (headers, stripPrefix, rateLimit, basicAuth)]}" | medians)"
+awk -v a="$bc_rps" -v b="$nc_rps" -v c="$bc_p99" -v d="$nc_p99" 'BEGIN {printf "chain: betaroute %.2fx NGINX req/s, p99 %.2fx\n", a/b, c/d}'
+echo "goal: betaroute at least NGINX's req/s, p99 no worse (without middlewares and with the chain)"
 echo
 }
 
