@@ -540,3 +540,34 @@ http:
         "20 requests at 100/s took {took:?}"
     );
 }
+
+#[test]
+fn check_prints_what_each_router_does_and_a_migration_summary() {
+    let f = temp_dir().join("traefik.yaml");
+    std::fs::write(
+        &f,
+        "http:\n  routers:\n    a: {rule: \"Host(`a`)\", service: s, middlewares: [strip, auth]}\n    b: {rule: \"Host(`b`)\", service: s, middlewares: [fwd]}\n  middlewares:\n    strip: {stripPrefix: {prefixes: [/api]}}\n    auth: {basicAuth: {users: [\"u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\"]}}\n    fwd: {plugin: {geoblock: {allowed: [NO]}}}\n  services:\n    s: {loadBalancer: {servers: [{url: \"http://127.0.0.1:1\"}]}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
+        .args(["check", "--dynamic"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout.contains("router a@file: Host(`a`) -> s@file through strip@file (stripPrefix), auth@file (basicAuth): served"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "router b@file: Host(`b`) -> s@file through fwd@file (plugin): refused, answers 503"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("middlewares honoured: basicAuth (1 router(s)), stripPrefix (1 router(s))"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("middlewares refused (their routers answer 503; see the lines above): plugin (1 router(s))"), "{stdout}");
+    assert!(stderr.contains("traefik.yaml:4:54: refused: router b@file uses middleware fwd@file (plugin), plugin geoblock: betaroute does not run Traefik plugins"), "{stderr}");
+}

@@ -32,6 +32,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         worst = worst.max(Some(d.severity));
     }
     let routing = &loaded.routing;
+    super::error::print_stdout(&plan(routing))?;
     let mut counts = format!(
         "{} router(s), {} service(s)",
         routing.routers.len(),
@@ -64,4 +65,69 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     super::error::print_stdout(&line)?;
     let _ = std::io::stdout().flush();
     Ok(code)
+}
+
+/// Per router, what it will do; then the migration summary: the middleware kinds used, honoured
+/// or refused, and how many routers each concerns.
+fn plan(routing: &betaroute_router::config::RoutingConfig) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut kinds: BTreeMap<&str, (usize, bool)> = BTreeMap::new();
+    let implemented = betaroute_router::config::IMPLEMENTED_MIDDLEWARES;
+    for r in &routing.routers {
+        let chain = if r.middlewares.is_empty() {
+            String::new()
+        } else {
+            let named: Vec<String> = r
+                .middlewares
+                .iter()
+                .map(|m| match routing.middlewares.get(m) {
+                    Some(kind) => format!("{m} ({kind})"),
+                    None => m.clone(),
+                })
+                .collect();
+            format!(" through {}", named.join(", "))
+        };
+        let what = match &r.refused {
+            None => "served".to_owned(),
+            Some(why) => format!("refused, answers 503: {why}"),
+        };
+        let _ = writeln!(
+            out,
+            "router {}: {} -> {}{chain}: {what}",
+            r.name,
+            r.rule.text(),
+            r.service
+        );
+        for m in &r.middlewares {
+            if let Some(kind) = routing.middlewares.get(m) {
+                let e = kinds
+                    .entry(kind.as_str())
+                    .or_insert((0, implemented.contains(&kind.as_str())));
+                e.0 += 1;
+            }
+        }
+    }
+    if !kinds.is_empty() {
+        let list = |honoured: bool| -> String {
+            let v: Vec<String> = kinds
+                .iter()
+                .filter(|(_, (_, h))| *h == honoured)
+                .map(|(k, (n, _))| format!("{k} ({n} router(s))"))
+                .collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        let _ = writeln!(out, "middlewares honoured: {}", list(true));
+        let _ = writeln!(
+            out,
+            "middlewares refused (their routers answer 503; see the lines above): {}",
+            list(false)
+        );
+    }
+    out
 }

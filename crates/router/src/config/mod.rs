@@ -15,6 +15,8 @@ pub mod template;
 
 use std::path::Path;
 
+/// The middleware kinds betaroute runs (the others are refused by name).
+pub use dynamic::IMPLEMENTED_MIDDLEWARES;
 pub use dynamic::{
     load_dynamic, parse_dynamic_str, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig,
     ServerSpec, ServiceSpec,

@@ -14,6 +14,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use middleware::IMPLEMENTED as IMPLEMENTED_MIDDLEWARES;
 pub use spec::{
     Baseline, BetaSwitch, ComparisonSpec, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig,
     ServerSpec, ServiceSpec,

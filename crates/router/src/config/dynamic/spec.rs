@@ -76,7 +76,7 @@ pub struct RoutingConfig {
     pub services: BTreeMap<String, ServiceSpec>,
     /// Services defined but refused, with why (for the API).
     pub refused_services: BTreeMap<String, String>,
-    /// Middlewares defined, by qualified name: their kind (none is served yet).
+    /// Middlewares defined, by qualified name: their kind.
     pub middlewares: BTreeMap<String, String>,
     /// Refusals and warnings (errors make the load fail instead).
     pub diagnostics: Vec<Diagnostic>,
