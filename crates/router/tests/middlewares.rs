@@ -571,3 +571,52 @@ fn check_prints_what_each_router_does_and_a_migration_summary() {
     assert!(stdout.contains("middlewares refused (their routers answer 503; see the lines above): plugin (1 router(s))"), "{stdout}");
     assert!(stderr.contains("traefik.yaml:4:54: refused: router b@file uses middleware fwd@file (plugin), plugin geoblock: betaroute does not run Traefik plugins"), "{stderr}");
 }
+
+#[tokio::test]
+async fn digest_auth_with_curl() {
+    let app = Backend::start("app").await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    admin: {{rule: "Host(`admin.example.com`)", service: app, middlewares: [digest]}}
+  middlewares:
+    digest:
+      digestAuth:
+        users: ["test:traefik:a2688e031edb4be6a3797f3882655c05"]
+        headerField: X-WebAuth-User
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let web = r.web;
+    // curl blocks: off the runtime, which serves the backend.
+    let curl = move |user: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "-",
+                    "-w",
+                    "\n%{http_code}",
+                    "--digest",
+                    "-u",
+                    user,
+                    "-H",
+                    "Host: admin.example.com",
+                ])
+                .arg(format!("http://{web}/page?x=1"))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    let ok = curl("test:test").await.unwrap();
+    assert!(ok.ends_with("\n200"), "{ok}");
+    assert!(ok.contains("\"x-webauth-user\":\"test\""), "{ok}");
+    let bad = curl("test:nope").await.unwrap();
+    assert!(bad.ends_with("\n401"), "{bad}");
+}

@@ -10,6 +10,7 @@
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
 mod basic_auth;
+pub mod digest_auth;
 pub mod gourl;
 mod headers;
 mod htpasswd;
@@ -28,6 +29,7 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 
 pub use basic_auth::BasicAuth;
+pub use digest_auth::DigestAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
 pub use ip_allow::{Checker, IpAllowList, Strategy};
@@ -47,6 +49,7 @@ pub enum Middleware {
     Redirect(Redirect),
     Headers(Box<Headers>),
     BasicAuth(Box<BasicAuth>),
+    DigestAuth(Box<DigestAuth>),
     /// `ipAllowList` and `ipWhiteList`.
     IpAllowList(IpAllowList),
     RateLimit(Box<RateLimit>),
@@ -62,6 +65,7 @@ impl Middleware {
             Middleware::ReplacePathRegex(m) => m.apply(req),
             Middleware::Redirect(m) => m.apply(req),
             Middleware::BasicAuth(m) => m.apply(req),
+            Middleware::DigestAuth(m) => m.apply(req),
             Middleware::IpAllowList(m) => m.apply(req),
             Middleware::RateLimit(m) => m.apply(req),
             Middleware::Headers(m) => match m.on_request(req) {

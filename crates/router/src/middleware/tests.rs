@@ -38,6 +38,23 @@ fn middleware(
     Ok(r.chain.clone())
 }
 
+/// The case with the files it reads (`usersFile`) written where its configuration then points.
+fn with_files(c: &Value) -> Value {
+    let mut c = c.clone();
+    if let Some(files) = c["files"].as_object().cloned() {
+        let dir = std::env::temp_dir().join(format!("betaroute-cases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, text) in files {
+            let path = dir.join(&f);
+            std::fs::write(&path, text.as_str().unwrap()).unwrap();
+            if c["config"]["usersFile"] == f.as_str() {
+                c["config"]["usersFile"] = Value::String(path.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    c
+}
+
 /// Runs every case of `kind`; returns the failures, described.
 fn check(kind: &str) -> Vec<String> {
     let mut failures = Vec::new();
@@ -46,19 +63,7 @@ fn check(kind: &str) -> Vec<String> {
         if let Some(v) = c["variant"].as_str() {
             name = format!("{name} ({v})");
         }
-        // Files a case reads (`usersFile`), written where the configuration then points.
-        let mut c = c.clone();
-        if let Some(files) = c["files"].as_object().cloned() {
-            let dir = std::env::temp_dir().join(format!("betaroute-cases-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            for (f, text) in files {
-                let path = dir.join(&f);
-                std::fs::write(&path, text.as_str().unwrap()).unwrap();
-                if c["config"]["usersFile"] == f.as_str() {
-                    c["config"]["usersFile"] = Value::String(path.to_str().unwrap().to_owned());
-                }
-            }
-        }
+        let c = with_files(&c);
         // `forcePermanentRedirect` is Traefik-internal (`json:"-"`, set by its ingress-nginx
         // provider): a file cannot set it, so the case builds the middleware directly.
         let built = match c["config"].get("forcePermanentRedirect") {
@@ -340,4 +345,120 @@ traefik_cases! {
     headers: "headers",
     basic_auth: "basicAuth",
     ip_allow_list: "ipAllowList",
+}
+
+/// Traefik's digestAuth cases: each exchange played as its Go test client plays it (a probe,
+/// the 401 challenge, the computed answer), then the same answer again (a replayed nonce
+/// count, refused).
+#[test]
+fn digest_auth() {
+    let mut failures = Vec::new();
+    for c in cases("digestAuth") {
+        let c = with_files(&c);
+        let name = format!(
+            "{} ({})",
+            c["name"].as_str().unwrap(),
+            c["variant"].as_str().unwrap_or("")
+        );
+        let built = middleware("digestAuth", &c["config"]);
+        if c.get("error").is_some() {
+            if built.is_ok() {
+                failures.push(format!("{name}: accepted, Traefik refuses it"));
+            }
+            continue;
+        }
+        let chain = built.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let send = |auth: Option<&str>, extra: &serde_json::Map<String, Value>| {
+            let mut b = http::Request::get("/");
+            for (k, v) in extra {
+                if !k.eq_ignore_ascii_case("authorization") {
+                    b = b.header(k.as_str(), v.as_str().unwrap());
+                }
+            }
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            let (mut parts, ()) = b.body(()).unwrap().into_parts();
+            let mut req = Req::new(&mut parts, "127.0.0.1", false, "127.0.0.1".parse().unwrap());
+            let stop = run(&chain, 0, &mut req);
+            req.finish();
+            (stop, parts.headers)
+        };
+        let headers = c["request"]["headers"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let Some(ex) = c.get("exchange") else {
+            // One request, not Digest: a challenge.
+            let a = headers.get("Authorization").and_then(Value::as_str);
+            match send(a, &headers).0 {
+                Stop::Answer(a)
+                    if a.status == 401 && a.headers.contains_key("www-authenticate") => {}
+                other => failures.push(format!("{name}: {other:?}, Traefik challenges")),
+            }
+            continue;
+        };
+        let challenge = match send(None, &serde_json::Map::new()).0 {
+            Stop::Answer(a) if a.status == 401 => {
+                a.headers["www-authenticate"].to_str().unwrap().to_owned()
+            }
+            other => {
+                failures.push(format!("{name}: probe got {other:?}"));
+                continue;
+            }
+        };
+        let realm = ex["client_computation"]["realm_from_challenge"]
+            .as_str()
+            .unwrap();
+        let shape = format!("Digest realm=\"{realm}\", nonce=\"");
+        if !(challenge.starts_with(&shape)
+            && challenge.ends_with("\", algorithm=\"MD5\", qop=\"auth\""))
+        {
+            failures.push(format!("{name}: challenge {challenge:?}"));
+        }
+        // "user test:test authenticates": the credentials the Go client uses.
+        let variant = c["variant"].as_str().unwrap_or("user test:test");
+        let creds = variant
+            .strip_prefix("user ")
+            .unwrap_or("test:test")
+            .split(' ')
+            .next()
+            .unwrap();
+        let (user, password) = creds.split_once(':').unwrap();
+        let auth = super::digest_auth::respond_to(
+            &challenge,
+            user,
+            password,
+            "GET",
+            "http://127.0.0.1:PORT",
+            1,
+            "0123456789abcdef",
+        );
+        let (stop, seen) = send(Some(&auth), &headers);
+        let status = match &stop {
+            Stop::Answer(a) => a.status.as_u16(),
+            _ => 200,
+        };
+        let want = c["expect"]["status"].as_u64().unwrap() as u16;
+        if status != want {
+            failures.push(format!("{name}: status {status}, Traefik {want}"));
+            continue;
+        }
+        if let Some(f) = c["expect"]["forwarded_headers"].as_object() {
+            compare(&name, "forwarded", &seen, f, false, &mut failures);
+        }
+        if want == 200 {
+            // The same nonce count again is a replay.
+            match send(Some(&auth), &headers).0 {
+                Stop::Answer(a) if a.status == 401 => {}
+                other => failures.push(format!("{name}: a replay got {other:?}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of Traefik's digestAuth cases fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

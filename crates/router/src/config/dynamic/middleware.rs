@@ -8,8 +8,8 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, BasicAuth, Checker, IpAllowList, Limits, Middleware, RateLimit, Redirect,
-    ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix, StripPrefixRegex,
+    AddPrefix, BasicAuth, Checker, DigestAuth, IpAllowList, Limits, Middleware, RateLimit,
+    Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix, StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -57,6 +57,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
     "basicAuth",
     "chain",
+    "digestAuth",
     "headers",
     "ipAllowList",
     "ipWhiteList",
@@ -210,7 +211,7 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 false,
             ))
         }
-        "basicAuth" => {
+        "basicAuth" | "digestAuth" => {
             let users = o.strings(cx, "users").unwrap_or_default();
             let file = o.string(cx, "usersFile").unwrap_or_default();
             let file_at = o.at_key("usersFile");
@@ -254,8 +255,15 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 },
                 None => None,
             };
-            match BasicAuth::new(&entries, &file, realm, header_field, remove) {
-                Ok(b) => Middleware::BasicAuth(Box::new(b)),
+            let built = if kind == "basicAuth" {
+                BasicAuth::new(&entries, &file, realm, header_field, remove)
+                    .map(|b| Middleware::BasicAuth(Box::new(b)))
+            } else {
+                DigestAuth::new(&entries, realm, header_field, remove)
+                    .map(|d| Middleware::DigestAuth(Box::new(d)))
+            };
+            match built {
+                Ok(m) => m,
                 Err(why) => {
                     cx.error(at, format!("{what}: {why}"));
                     return None;
