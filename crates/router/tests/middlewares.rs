@@ -620,3 +620,33 @@ http:
     let bad = curl("test:nope").await.unwrap();
     assert!(bad.ends_with("\n401"), "{bad}");
 }
+
+#[tokio::test]
+async fn in_flight_req_over_the_wire() {
+    let app = Backend::start("app").await;
+    app.slow_ms.store(400, std::sync::atomic::Ordering::SeqCst);
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    api: {{rule: "Host(`api`)", service: app, middlewares: [one]}}
+  middlewares:
+    one: {{inFlightReq: {{amount: 1}}}}
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let web = r.web;
+    let first = tokio::spawn(async move { get(web, "api", "/slow", &[]).await.0 });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let (status, body) = get(r.web, "api", "/slow", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (429, "max connections reached: 1\n")
+    );
+    assert_eq!(first.await.unwrap(), 200);
+    // The slot came back with the first response.
+    assert_eq!(get(r.web, "api", "/", &[]).await.0, 200);
+}

@@ -14,6 +14,7 @@ pub mod digest_auth;
 pub mod gourl;
 mod headers;
 mod htpasswd;
+mod in_flight;
 mod ip_allow;
 mod path;
 mod rate_limit;
@@ -32,6 +33,7 @@ pub use basic_auth::BasicAuth;
 pub use digest_auth::DigestAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
+pub use in_flight::{InFlight, Slot};
 pub use ip_allow::{Checker, IpAllowList, Strategy};
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
 pub use rate_limit::{Limits, RateLimit, Source};
@@ -53,6 +55,7 @@ pub enum Middleware {
     /// `ipAllowList` and `ipWhiteList`.
     IpAllowList(IpAllowList),
     RateLimit(Box<RateLimit>),
+    InFlight(Box<InFlight>),
 }
 
 impl Middleware {
@@ -68,6 +71,7 @@ impl Middleware {
             Middleware::DigestAuth(m) => m.apply(req),
             Middleware::IpAllowList(m) => m.apply(req),
             Middleware::RateLimit(m) => m.apply(req),
+            Middleware::InFlight(m) => m.apply(req),
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));
@@ -145,6 +149,8 @@ pub struct Req<'a> {
     pub after: Vec<After>,
     /// `customRequestHeaders: {X-Forwarded-For: ""}`: the proxy adds no `X-Forwarded-For`.
     pub no_forwarded_for: bool,
+    /// `inFlightReq` slots, held until the response has been streamed.
+    pub held: Vec<Slot>,
 }
 
 impl<'a> Req<'a> {
@@ -160,6 +166,7 @@ impl<'a> Req<'a> {
             raw_target: None,
             after: Vec::new(),
             no_forwarded_for: false,
+            held: Vec::new(),
         }
     }
 

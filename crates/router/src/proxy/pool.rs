@@ -94,7 +94,14 @@ impl Pool {
                         authority: authority.clone(),
                         sender,
                     });
-                    return Ok(Response::from_parts(parts, PooledBody { body, back }));
+                    return Ok(Response::from_parts(
+                        parts,
+                        PooledBody {
+                            body,
+                            back,
+                            held: Vec::new(),
+                        },
+                    ));
                 }
                 Err(mut e) => match e.take_message() {
                     // Not written at all (the connection closed under us): send it elsewhere.
@@ -217,9 +224,16 @@ struct Return {
 pub struct PooledBody {
     body: Incoming,
     back: Option<Return>,
+    /// What lives as long as the response streams (an `inFlightReq` slot).
+    held: Vec<Box<dyn Send + Sync>>,
 }
 
 impl PooledBody {
+    /// Keeps `thing` until the body is done (dropped).
+    pub fn hold(&mut self, thing: Box<dyn Send + Sync>) {
+        self.held.push(thing);
+    }
+
     fn give_back(&mut self) {
         if let Some(r) = self.back.take() {
             r.pool.checkin(r.authority, r.sender);

@@ -8,8 +8,9 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, BasicAuth, Checker, DigestAuth, IpAllowList, Limits, Middleware, RateLimit,
-    Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix, StripPrefixRegex,
+    AddPrefix, BasicAuth, Checker, DigestAuth, InFlight, IpAllowList, Limits, Middleware,
+    RateLimit, Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix,
+    StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -59,6 +60,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "chain",
     "digestAuth",
     "headers",
+    "inFlightReq",
     "ipAllowList",
     "ipWhiteList",
     "rateLimit",
@@ -307,6 +309,22 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 strategy: strategy.unwrap_or(Strategy::RemoteAddr { ipv6_subnet: None }),
                 reject,
             })
+        }
+        "inFlightReq" => {
+            let amount = o.number::<u64>(cx, "amount").unwrap_or(0);
+            let amount_at = o.at_key("amount");
+            let source = o
+                .obj(cx, "sourceCriterion")
+                .map(|c| source_criterion(cx, c, &what));
+            o.finish(cx, &["amount", "sourceCriterion"]);
+            if amount == 0 {
+                cx.error(amount_at, format!("{what}: amount must be at least 1"));
+                return None;
+            }
+            Middleware::InFlight(Box::new(InFlight::new(
+                amount,
+                source.flatten().unwrap_or(Source::Host),
+            )))
         }
         "rateLimit" => {
             let average = o.number::<i64>(cx, "average").unwrap_or(0);

@@ -92,6 +92,12 @@ pub async fn handle(
                 ctx.server = server;
                 let mut resp = respond(result);
                 crate::middleware::respond(&done.after, resp.headers_mut());
+                if let Either::Left(body) = resp.body_mut() {
+                    // inFlightReq slots last as long as the backend's body streams.
+                    for slot in done.held {
+                        body.hold(Box::new(slot));
+                    }
+                }
                 served_by(&ep, ctx.server.as_deref(), &mut resp);
                 resp
             }
@@ -167,6 +173,7 @@ enum Filter {
 struct Filtered {
     after: Vec<crate::middleware::After>,
     no_forwarded_for: bool,
+    held: Vec<crate::middleware::Slot>,
 }
 
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
@@ -224,6 +231,7 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
         None => Filter::Forward(Filtered {
             after: std::mem::take(&mut req.after),
             no_forwarded_for: req.no_forwarded_for,
+            held: std::mem::take(&mut req.held),
         }),
     }
 }
