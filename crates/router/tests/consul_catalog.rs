@@ -261,3 +261,62 @@ fn traefiks_build_configuration_cases() {
     );
     assert!(compared >= 50, "only {compared} cases compared");
 }
+
+/// Middlewares from Consul tags (`traefik.http.middlewares.NAME.<kind>.<option>=...`) go through
+/// the same reader as a file's: a router using them is served with its chain, and a kind
+/// betaroute does not run is refused by name.
+#[test]
+fn middlewares_from_consul_tags() {
+    let st = parse_static_str(
+        "s.toml",
+        &static_toml(&json!({"exposedByDefault": "true"})),
+        Format::Toml,
+    )
+    .unwrap()
+    .consul
+    .unwrap();
+    // Tags as the catalog reader hands them over: `key=value` labels.
+    let labels = json!({
+        "traefik.http.routers.api.rule": "Host(`api.example.com`)",
+        "traefik.http.routers.api.middlewares": "strip,auth",
+        "traefik.http.middlewares.strip.stripprefix.prefixes": "/api,/v1",
+        "traefik.http.middlewares.auth.basicauth.users": "u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/",
+        "traefik.http.routers.other.rule": "Host(`other.example.com`)",
+        "traefik.http.routers.other.middlewares": "fwd",
+        "traefik.http.middlewares.fwd.forwardauth.address": "http://auth",
+    });
+    let catalog = Catalog {
+        beta_enabled: None,
+        items: vec![item(
+            &json!({"ID": "api-1", "Node": "n", "Name": "api", "Address": "127.0.0.1", "Port": "80", "Status": "passing", "Labels": labels}),
+        )],
+        skipped: Vec::new(),
+    };
+    let layer = build(&catalog, &st);
+    let (config, _) = combine(&[&layer]);
+    let router = |n: &str| {
+        config
+            .routers
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap_or_else(|| panic!("{n}: {:?}", config.diagnostics))
+    };
+    let api = router("api@consulcatalog");
+    assert!(api.refused.is_none(), "{:?}", api.refused);
+    assert_eq!(
+        api.chain.len(),
+        2,
+        "{:?} {:?}",
+        api.middlewares,
+        config.diagnostics
+    );
+    let other = router("other@consulcatalog");
+    assert!(
+        other
+            .refused
+            .as_deref()
+            .is_some_and(|w| w.contains("fwd@consulcatalog (forwardAuth), not supported yet")),
+        "{:?}",
+        other.refused
+    );
+}
