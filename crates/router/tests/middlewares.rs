@@ -164,7 +164,7 @@ http:
     a: {{rule: "Host(`a`)", service: app, middlewares: [auth]}}
     b: {{rule: "Host(`b`)", service: app, middlewares: [loop]}}
   middlewares:
-    auth: {{forwardAuth: {{address: "http://auth"}}}}
+    auth: {{compress: {{minResponseBodyBytes: 1024}}}}
     loop: {{chain: {{middlewares: [loop2]}}}}
     loop2: {{chain: {{middlewares: [loop]}}}}
   services:
@@ -182,7 +182,7 @@ http:
     }
     let err = r.stderr();
     assert!(
-        err.contains("router a@file uses middleware auth@file (forwardAuth), not supported yet"),
+        err.contains("router a@file uses middleware auth@file (compress), not supported yet"),
         "{err}"
     );
     assert!(err.contains("router b@file uses middleware chain loop@file, which contains itself (loop@file -> loop2@file -> loop@file)"), "{err}");
@@ -649,4 +649,134 @@ http:
     assert_eq!(first.await.unwrap(), 200);
     // The slot came back with the first response.
     assert_eq!(get(r.web, "api", "/", &[]).await.0, 200);
+}
+
+/// An auth server: `Bearer good` is 200 (with X-Auth-User and a session cookie), anything else
+/// 401 with a relative Location; what it was sent is kept.
+async fn auth_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<hyper::HeaderMap>>>,
+) {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/verify", listener.local_addr().unwrap());
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<hyper::HeaderMap>>> = Default::default();
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock().unwrap().push(req.headers().clone());
+                        let good = req
+                            .headers()
+                            .get("authorization")
+                            .is_some_and(|v| v == "Bearer good");
+                        let resp = if good {
+                            hyper::Response::builder()
+                                .header("x-auth-user", "alice")
+                                .header("set-cookie", "session=s1; Path=/")
+                                .header("set-cookie", "other=x")
+                                .body(http_body_util::Full::new(bytes::Bytes::from("ok")))
+                        } else {
+                            hyper::Response::builder()
+                                .status(401)
+                                .header("www-authenticate", "Bearer realm=\"api\"")
+                                .header("location", "/login?next=1")
+                                .body(http_body_util::Full::new(bytes::Bytes::from("nope")))
+                        };
+                        Ok::<_, std::convert::Infallible>(resp.unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn forward_auth_over_the_wire() {
+    let app = Backend::start("app").await;
+    let (auth, seen_by_auth) = auth_server().await;
+    let yaml = format!(
+        r#"
+http:
+  routers:
+    api: {{rule: "Host(`api.example.com`)", service: app, middlewares: [auth]}}
+  middlewares:
+    auth:
+      forwardAuth:
+        address: "{auth}"
+        trustForwardHeader: false
+        authResponseHeaders: [X-Auth-User]
+        addAuthCookiesToResponse: [session]
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{}"}}]}}}}
+"#,
+        app.url()
+    );
+    let r = Router::start(&yaml);
+    let c = client();
+    let send = |auth: &str| {
+        let req = hyper::Request::get(format!("http://{}/page?x=1", r.web))
+            .header("host", "api.example.com")
+            .header("authorization", auth)
+            .header("x-auth-user", "mallory")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        c.request(req)
+    };
+    let resp = send("Bearer good").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        cookies,
+        ["session=s1; Path=/"],
+        "only the named auth cookie reaches the client"
+    );
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let b = seen(std::str::from_utf8(&body).unwrap());
+    assert_eq!(
+        b["headers"]["x-auth-user"], "alice",
+        "the auth server's, never the client's: {b}"
+    );
+    let asked = seen_by_auth.lock().unwrap()[0].clone();
+    assert_eq!(asked["x-forwarded-method"], "GET");
+    assert_eq!(asked["x-forwarded-uri"], "/page?x=1");
+    assert_eq!(asked["x-forwarded-host"], "api.example.com");
+    assert_eq!(asked["x-forwarded-proto"], "http");
+    assert_eq!(asked["authorization"], "Bearer good");
+
+    // Refused: the auth server's answer, as it gave it; its relative Location made absolute.
+    let hits = app.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let resp = send("Bearer bad").await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"api\"");
+    let origin = auth.trim_end_matches("/verify");
+    assert_eq!(
+        resp.headers()["location"],
+        format!("{origin}/login?next=1").as_str()
+    );
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"nope");
+    assert_eq!(app.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
 }

@@ -11,6 +11,7 @@
 
 mod basic_auth;
 pub mod digest_auth;
+mod forward_auth;
 pub mod gourl;
 mod headers;
 mod htpasswd;
@@ -31,6 +32,7 @@ use http::{HeaderMap, StatusCode};
 
 pub use basic_auth::BasicAuth;
 pub use digest_auth::DigestAuth;
+pub use forward_auth::ForwardAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
 pub use in_flight::{InFlight, Slot};
@@ -56,6 +58,7 @@ pub enum Middleware {
     IpAllowList(IpAllowList),
     RateLimit(Box<RateLimit>),
     InFlight(Box<InFlight>),
+    ForwardAuth(Box<ForwardAuth>),
 }
 
 impl Middleware {
@@ -72,6 +75,8 @@ impl Middleware {
             Middleware::IpAllowList(m) => m.apply(req),
             Middleware::RateLimit(m) => m.apply(req),
             Middleware::InFlight(m) => m.apply(req),
+            // The call is the proxy's: it asks, then hands the answer to `on_auth_response`.
+            Middleware::ForwardAuth(_) => Flow::Auth,
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));
@@ -87,6 +92,8 @@ impl Middleware {
 #[derive(Debug, Clone)]
 pub enum After {
     Headers(Box<Headers>, headers::Seen),
+    /// `forwardAuth`'s `addAuthCookiesToResponse`: the names, and the auth server's cookies.
+    Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
 }
 
 /// Applies the chain's response sides to a response's headers, innermost first.
@@ -94,6 +101,7 @@ pub fn respond(after: &[After], headers: &mut HeaderMap) {
     for a in after.iter().rev() {
         match a {
             After::Headers(h, seen) => h.on_response(seen, headers),
+            After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
         }
     }
 }
@@ -105,6 +113,8 @@ pub enum Flow {
     Answer(Box<Answer>),
     /// Go on after this wait (`rateLimit` smoothing a burst).
     Wait(std::time::Duration),
+    /// Ask the authentication server first (`forwardAuth`).
+    Auth,
 }
 
 /// A response a middleware gives instead of the backend's.
@@ -260,6 +270,8 @@ pub enum Stop {
     Answer(Box<Answer>),
     /// Wait, then go on from the middleware at this index.
     Wait(std::time::Duration, usize),
+    /// The `forwardAuth` at this index asks its server; its answer decides what follows.
+    Auth(usize),
 }
 
 /// Runs a chain in order from `from`; the first answer ends it, a wait pauses it.
@@ -268,6 +280,7 @@ pub fn run(chain: &[std::sync::Arc<Middleware>], from: usize, req: &mut Req) -> 
         match m.apply(req) {
             Flow::Next => {}
             Flow::Wait(d) => return Stop::Wait(d, i + 1),
+            Flow::Auth => return Stop::Auth(i),
             Flow::Answer(mut a) => {
                 // The middlewares before it see its answer as they would the backend's.
                 respond(&req.after, &mut a.headers);

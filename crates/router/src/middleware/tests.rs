@@ -158,7 +158,7 @@ fn check(kind: &str) -> Vec<String> {
         let answer = match run(&chain, 0, &mut req) {
             Stop::Answer(a) => Some(a),
             Stop::Done => None,
-            Stop::Wait(..) => panic!("{name}: a wait"),
+            Stop::Wait(..) | Stop::Auth(_) => panic!("{name}: a wait"),
         };
         let e = &c["expect"];
         let status = answer.as_ref().map_or(200, |a| a.status.as_u16());

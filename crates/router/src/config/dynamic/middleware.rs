@@ -8,8 +8,8 @@ use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
 use crate::middleware::{
-    AddPrefix, BasicAuth, Checker, DigestAuth, InFlight, IpAllowList, Limits, Middleware,
-    RateLimit, Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix,
+    AddPrefix, BasicAuth, Checker, DigestAuth, ForwardAuth, InFlight, IpAllowList, Limits,
+    Middleware, RateLimit, Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix,
     StripPrefixRegex,
 };
 
@@ -59,6 +59,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "basicAuth",
     "chain",
     "digestAuth",
+    "forwardAuth",
     "headers",
     "inFlightReq",
     "ipAllowList",
@@ -309,6 +310,105 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 strategy: strategy.unwrap_or(Strategy::RemoteAddr { ipv6_subnet: None }),
                 reject,
             })
+        }
+        "forwardAuth" => {
+            let address = required(cx, &mut o, "address");
+            let address_at = o.at_key("address");
+            let trust = o.boolean(cx, "trustForwardHeader");
+            let names = |cx: &mut Cx, o: &mut Obj, key: &str| -> Vec<http::HeaderName> {
+                let list = o.strings(cx, key).unwrap_or_default();
+                list.into_iter()
+                    .filter_map(|(n, at)| match http::HeaderName::from_bytes(n.as_bytes()) {
+                        Ok(h) => Some(h),
+                        Err(_) => {
+                            cx.error(at, format!("{what}: {key}: {n:?} is not a header name"));
+                            None
+                        }
+                    })
+                    .collect()
+            };
+            let response_headers = names(cx, &mut o, "authResponseHeaders");
+            let request_headers = names(cx, &mut o, "authRequestHeaders");
+            let regex_text = o
+                .string(cx, "authResponseHeadersRegex")
+                .filter(|r| !r.is_empty());
+            let regex_at = o.at_key("authResponseHeadersRegex");
+            let cookies = o
+                .strings(cx, "addAuthCookiesToResponse")
+                .unwrap_or_default();
+            let preserve_location = o.boolean(cx, "preserveLocationHeader").unwrap_or(false);
+            let preserve_method = o.boolean(cx, "preserveRequestMethod").unwrap_or(false);
+            let signin = o.string(cx, "authSigninURL").filter(|u| !u.is_empty());
+            let max_response = o.number::<i64>(cx, "maxResponseBodySize");
+            // Only with forwardBody, which is refused below.
+            let _max_body = o.number::<i64>(cx, "maxBodySize");
+            if let Some(node) = o.get(cx, "headerField") {
+                cx.warn(node.at, format!("{what}: headerField names the user in Traefik's access log; betaroute's access log has no user field"));
+            }
+            let mut refusal = None;
+            if o.boolean(cx, "forwardBody") == Some(true) {
+                let why = "forwardBody is not supported yet (the request body is not sent to the auth server)";
+                cx.refuse(o.at_key("forwardBody"), format!("{what}: {why}"));
+                refusal = Some(why.to_owned());
+            }
+            if let Some(err) = o.refuse(cx, "tls", "a client certificate or private CA for the auth server is not supported yet (https with the system's roots is)") {
+                let _ = err;
+                refusal = Some("tls is not supported yet".to_owned());
+            }
+            o.finish(
+                cx,
+                &[
+                    "address",
+                    "trustForwardHeader",
+                    "authResponseHeaders",
+                    "authRequestHeaders",
+                    "authResponseHeadersRegex",
+                    "addAuthCookiesToResponse",
+                    "preserveLocationHeader",
+                    "preserveRequestMethod",
+                    "authSigninURL",
+                    "maxResponseBodySize",
+                    "maxBodySize",
+                    "headerField",
+                    "forwardBody",
+                    "tls",
+                ],
+            );
+            let address = address?;
+            let uri = match address.parse::<http::Uri>() {
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.authority().is_some() =>
+                {
+                    u
+                }
+                _ => {
+                    cx.error(
+                        address_at,
+                        format!("{what}: address {address:?} is not an http:// or https:// URL"),
+                    );
+                    return None;
+                }
+            };
+            let regex = match regex_text {
+                Some(r) => Some(regex(cx, &r, regex_at)?),
+                None => None,
+            };
+            if let Some(why) = refusal {
+                return Some((None, Vec::new(), Some(why)));
+            }
+            Middleware::ForwardAuth(Box::new(ForwardAuth {
+                address: uri,
+                trust_forward_header: trust,
+                auth_response_headers: response_headers,
+                auth_response_headers_regex: regex,
+                auth_request_headers: request_headers,
+                add_auth_cookies_to_response: cookies.into_iter().map(|(c, _)| c).collect(),
+                preserve_location_header: preserve_location,
+                preserve_request_method: preserve_method,
+                auth_signin_url: signin,
+                max_response_body_size: max_response.filter(|m| *m >= 0).map(|m| m as u64),
+            }))
         }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);

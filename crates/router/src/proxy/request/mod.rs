@@ -12,6 +12,7 @@
 //! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
 //! 7. **log**: metrics by cohort, the judge's comparisons, and the access log line.
 
+mod auth;
 mod forwarded;
 mod route;
 mod trust;
@@ -216,6 +217,31 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
             crate::middleware::Stop::Wait(d, next) => {
                 tokio::time::sleep(d).await;
                 from = next;
+            }
+            crate::middleware::Stop::Auth(i) => {
+                let crate::middleware::Middleware::ForwardAuth(fa) = &*target.chain[i] else {
+                    unreachable!("only forwardAuth asks");
+                };
+                let flow = match auth::call(fa.auth_request(&req), fa.max_response_body_size).await
+                {
+                    Ok((status, headers, body)) => {
+                        fa.on_auth_response(&mut req, status, &headers, body)
+                    }
+                    Err(status) => {
+                        crate::middleware::Flow::Answer(Box::new(crate::middleware::Answer {
+                            status,
+                            headers: Default::default(),
+                            body: Bytes::new(),
+                        }))
+                    }
+                };
+                match flow {
+                    crate::middleware::Flow::Answer(mut a) => {
+                        crate::middleware::respond(&req.after, &mut a.headers);
+                        break Some(a);
+                    }
+                    _ => from = i + 1,
+                }
             }
         }
     };
