@@ -31,12 +31,14 @@ pub struct ForwardAuth {
     pub max_response_body_size: Option<u64>,
 }
 
-/// Hop-by-hop headers never sent to the auth server nor returned from it.
-const HOP: [&str; 6] = [
+/// Hop-by-hop headers never sent to the auth server nor returned from it (oxy's list spells
+/// `Trailers`; RFC 9110's `Trailer` goes too).
+const HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "te",
     "trailer",
+    "trailers",
     "transfer-encoding",
     "upgrade",
 ];
@@ -125,20 +127,23 @@ impl ForwardAuth {
         }
         let target = req.request_target();
         let proto = if req.tls { "https" } else { "http" };
-        let client = req.client.to_string();
+        // `net.SplitHostPort(req.RemoteAddr)`: no client address, no X-Forwarded-For.
+        let client = split_host_port(&req.remote);
         match trust {
             Some(_) => {
-                let prior: Vec<&str> = h
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                let xff = if prior.is_empty() {
-                    client
-                } else {
-                    format!("{}, {client}", prior.join(", "))
-                };
-                set(&mut h, "x-forwarded-for", &xff);
+                if let Some(client) = client {
+                    let prior: Vec<&str> = h
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect();
+                    let xff = if prior.is_empty() {
+                        client
+                    } else {
+                        format!("{}, {client}", prior.join(", "))
+                    };
+                    set(&mut h, "x-forwarded-for", &xff);
+                }
                 let absent = |h: &HeaderMap, n: &str| !h.contains_key(n);
                 if absent(&h, "x-forwarded-method") {
                     set(&mut h, "x-forwarded-method", req.parts.method.as_str());
@@ -168,7 +173,9 @@ impl ForwardAuth {
                 }
             }
             None => {
-                set(&mut h, "x-forwarded-for", &client);
+                if let Some(client) = client {
+                    set(&mut h, "x-forwarded-for", &client);
+                }
                 set(&mut h, "x-forwarded-proto", proto);
                 set(&mut h, "x-forwarded-method", req.parts.method.as_str());
                 set(&mut h, "x-forwarded-host", &req.host);
@@ -257,6 +264,16 @@ impl ForwardAuth {
     }
 }
 
+/// The host of `host:port` (`[v6]:port`), `None` without a port.
+fn split_host_port(addr: &str) -> Option<String> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        return after.starts_with(':').then(|| h.to_owned());
+    }
+    let (h, _) = addr.rsplit_once(':')?;
+    (!h.contains(':')).then(|| h.to_owned())
+}
+
 /// The name of a `Set-Cookie` value.
 fn cookie_name(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
@@ -299,4 +316,109 @@ fn resolve(base: &http::Uri, loc: &str) -> Option<String> {
     }
     let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
     Some(format!("{origin}{dir}/{loc}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Traefik's writeHeader and oldWriteHeader tables: the auth request's headers.
+    #[test]
+    fn traefik_auth_request_headers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/middleware/cases/forwardAuth.json"
+        );
+        let data: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut failures = Vec::new();
+        let mut n = 0;
+        for c in data["cases"].as_array().unwrap() {
+            let Some(want) = c["auth_server"]["expected_request_headers"].as_object() else {
+                continue;
+            };
+            if !c["name"].as_str().unwrap().contains("riteHeader") {
+                continue;
+            }
+            n += 1;
+            let name = c["name"].as_str().unwrap();
+            let cfg = &c["config"];
+            let fa = ForwardAuth {
+                address: "http://auth/".parse().unwrap(),
+                trust_forward_header: cfg["trustForwardHeader"].as_bool(),
+                auth_response_headers: Vec::new(),
+                auth_response_headers_regex: None,
+                auth_request_headers: cfg["authRequestHeaders"].as_array().map_or(
+                    Vec::new(),
+                    |a| {
+                        a.iter()
+                            .map(|v| {
+                                HeaderName::from_bytes(v.as_str().unwrap().as_bytes()).unwrap()
+                            })
+                            .collect()
+                    },
+                ),
+                add_auth_cookies_to_response: HashSet::new(),
+                preserve_location_header: false,
+                preserve_request_method: false,
+                auth_signin_url: None,
+                max_response_body_size: None,
+            };
+            let r = &c["request"];
+            let url: http::Uri = r["url"].as_str().unwrap().parse().unwrap();
+            let mut b = http::Request::builder()
+                .method(r["method"].as_str().unwrap_or("GET"))
+                .uri(url.path_and_query().unwrap().as_str());
+            for (k, v) in r["headers"].as_object().into_iter().flatten() {
+                let values: Vec<&str> = match v {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    v => vec![v.as_str().unwrap()],
+                };
+                for v in values {
+                    b = b.header(k.as_str(), v);
+                }
+            }
+            let (mut parts, ()) = b.body(()).unwrap().into_parts();
+            let host = r["host"].as_str().unwrap_or("");
+            let mut req = Req::new(
+                &mut parts,
+                host,
+                r["tls"].as_bool().unwrap_or(false),
+                "127.0.0.1".parse().unwrap(),
+            );
+            req.remote = r["remote_addr"].as_str().unwrap_or("").to_owned();
+            let got = fa.auth_request(&req);
+            let h = got.headers();
+            for (k, v) in want {
+                let have = h.get(k.as_str()).map(|x| x.to_str().unwrap().to_owned());
+                let ok = match v {
+                    Value::Null => have.is_none(),
+                    Value::String(s) => {
+                        have.as_deref() == Some(s.as_str())
+                            || (s.is_empty()
+                                && have.is_none()
+                                && !k.eq_ignore_ascii_case("x-forwarded-host"))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!("{name}: {k} {have:?}, Traefik {v}"));
+                }
+            }
+            if c["auth_server"]["exact"] == true {
+                for k in h.keys() {
+                    if !want.keys().any(|w| w.eq_ignore_ascii_case(k.as_str())) {
+                        failures.push(format!("{name}: sends {k}, Traefik does not"));
+                    }
+                }
+            }
+        }
+        assert!(n >= 20, "{n} cases");
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
 }

@@ -170,7 +170,8 @@ impl<'a> Req<'a> {
             host: host.to_owned(),
             tls,
             client,
-            remote: client.to_string(),
+            // Go's `RemoteAddr` is `host:port`; the port is not known here and matters to nobody.
+            remote: std::net::SocketAddr::new(client, 0).to_string(),
             path: None,
             changed: false,
             raw_target: None,
