@@ -42,7 +42,11 @@ fn middleware(
 fn with_files(c: &Value) -> Value {
     let mut c = c.clone();
     if let Some(files) = c["files"].as_object().cloned() {
-        let dir = std::env::temp_dir().join(format!("betaroute-cases-{}", std::process::id()));
+        // One directory per case: cases of several kinds name their files alike and run in
+        // parallel.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("betaroute-cases-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (f, text) in files {
             let path = dir.join(&f);
