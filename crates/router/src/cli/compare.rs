@@ -100,15 +100,27 @@ async fn from_admin(admin: &str) -> Result<Vec<Value>, CliError> {
 }
 
 async fn fetch(url: &str) -> Result<String, CliError> {
+    let (status, bytes) = get(url, Duration::from_secs(5)).await?;
+    if !status.is_success() {
+        return Err(CliError::Runtime(format!("{url} answered {status}")));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `GET url`: the status and the whole body.
+pub(super) async fn get(
+    url: &str,
+    timeout: Duration,
+) -> Result<(http::StatusCode, bytes::Bytes), CliError> {
     let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
     let uri: http::Uri = url
         .parse()
         .map_err(|e| CliError::usage(format!("{url}: {e}")))?;
-    let answer = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+    let answer = tokio::time::timeout(timeout, client.get(uri))
         .await
-        .map_err(|_| CliError::Runtime(format!("{url}: no answer within 5 s")))?
+        .map_err(|_| CliError::Runtime(format!("{url}: no answer within {} s", timeout.as_secs())))?
         .map_err(|e| CliError::Runtime(format!("{url}: {e}")))?;
     let status = answer.status();
     let bytes = answer
@@ -117,10 +129,7 @@ async fn fetch(url: &str) -> Result<String, CliError> {
         .await
         .map_err(|e| CliError::Runtime(format!("{url}: {e}")))?
         .to_bytes();
-    if !status.is_success() {
-        return Err(CliError::Runtime(format!("{url} answered {status}")));
-    }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok((status, bytes))
 }
 
 /// One line per comparison: its latest verdict and the numbers behind it.

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use betaroute_core::stats::grouped;
 use betaroute_core::stats::judge::{holdback_is_baseline, judge, Sample, Thresholds};
-use http_body_util::{BodyExt, Empty};
 use serde_json::{json, Value};
 
 use super::error::CliError;
@@ -165,23 +164,13 @@ fn value(r: &Value) -> Option<f64> {
 /// An instant query through Prometheus's HTTP API (`GET /api/v1/query`): the result vector.
 async fn query(base: &str, promql: &str) -> Result<Vec<Value>, CliError> {
     let url = format!("{base}/api/v1/query?query={}", encode(promql));
-    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| CliError::usage(format!("--prometheus {base:?}: {e}")))?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+    // Prometheus answers a bad query with 4xx and a JSON error: read it either way.
+    let (status, bytes) = super::compare::get(&url, Duration::from_secs(10))
         .await
-        .map_err(|_| CliError::Runtime(format!("{base}: no answer within 10 s")))?
-        .map_err(|e| CliError::Runtime(format!("{base}: {e}")))?;
-    let status = answer.status();
-    let bytes = answer
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| CliError::Runtime(format!("{base}: {e}")))?
-        .to_bytes();
+        .map_err(|e| match e {
+            CliError::Runtime(m) => CliError::Runtime(m.replacen(&url, base, 1)),
+            other => other,
+        })?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|_| {
         CliError::Runtime(format!(
             "{base} answered {status} with no Prometheus API JSON"

@@ -100,10 +100,6 @@ fn params(s: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
-
 /// Why a credential failed: a fresh challenge, or one saying the nonce is stale.
 enum Fail {
     Challenge,
@@ -191,7 +187,9 @@ impl DigestAuth {
             get("cnonce"),
             get("qop")
         ));
-        if ha1.is_empty() || !ct_eq(&expected, get("response")) {
+        if ha1.is_empty()
+            || !super::htpasswd::ct_eq(expected.as_bytes(), get("response").as_bytes())
+        {
             return Err(Fail::Challenge);
         }
         let nc = u64::from_str_radix(get("nc"), 16).map_err(|_| Fail::Challenge)?;

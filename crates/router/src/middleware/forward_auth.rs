@@ -128,7 +128,7 @@ impl ForwardAuth {
         let target = req.request_target();
         let proto = if req.tls { "https" } else { "http" };
         // `net.SplitHostPort(req.RemoteAddr)`: no client address, no X-Forwarded-For.
-        let client = split_host_port(&req.remote);
+        let client = super::gourl::split_host_port(&req.remote).map(|(h, _)| h.to_owned());
         match trust {
             Some(_) => {
                 if let Some(client) = client {
@@ -262,16 +262,6 @@ impl ForwardAuth {
         }
         Flow::Next
     }
-}
-
-/// The host of `host:port` (`[v6]:port`), `None` without a port.
-fn split_host_port(addr: &str) -> Option<String> {
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        return after.starts_with(':').then(|| h.to_owned());
-    }
-    let (h, _) = addr.rsplit_once(':')?;
-    (!h.contains(':')).then(|| h.to_owned())
 }
 
 /// The name of a `Set-Cookie` value.

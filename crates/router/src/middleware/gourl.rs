@@ -119,6 +119,17 @@ fn valid_encoded(s: &str) -> bool {
         .all(|c| b"!$&'()*+,;=:@[]%".contains(&c) || !should_escape(c))
 }
 
+/// Go's `net.SplitHostPort`: host and port of `host:port` or `[v6]:port`; `None` without a
+/// port (a bare address, or an IPv6 address without brackets).
+pub fn split_host_port(addr: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        return Some((h, after.strip_prefix(':')?));
+    }
+    let (h, p) = addr.rsplit_once(':')?;
+    (!h.contains(':')).then_some((h, p))
+}
+
 /// Go's `path.Clean` on a rooted path.
 fn clean(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();

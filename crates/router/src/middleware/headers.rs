@@ -103,35 +103,31 @@ impl Cors {
         if self.allow_credentials {
             set(h, "access-control-allow-credentials", "true");
         }
-        let asked = |name: &str| {
-            req.parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+        // The list, or with `*` and credentials, what the preflight asked for.
+        let mut allow = |list: &[String], asked: &'static str, allowed: &'static str| {
+            let value = if star(list) {
+                req.parts
+                    .headers
+                    .get(asked)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            } else {
+                (!list.is_empty()).then(|| joined(list))
+            };
+            if let Some(v) = value {
+                set(h, allowed, &v);
+            }
         };
-        if star(&self.allow_headers) {
-            if let Some(v) = asked("access-control-request-headers") {
-                set(h, "access-control-allow-headers", &v);
-            }
-        } else if !self.allow_headers.is_empty() {
-            set(
-                h,
-                "access-control-allow-headers",
-                &joined(&self.allow_headers),
-            );
-        }
-        if star(&self.allow_methods) {
-            if let Some(v) = asked("access-control-request-method") {
-                set(h, "access-control-allow-methods", &v);
-            }
-        } else if !self.allow_methods.is_empty() {
-            set(
-                h,
-                "access-control-allow-methods",
-                &joined(&self.allow_methods),
-            );
-        }
+        allow(
+            &self.allow_headers,
+            "access-control-request-headers",
+            "access-control-allow-headers",
+        );
+        allow(
+            &self.allow_methods,
+            "access-control-request-method",
+            "access-control-allow-methods",
+        );
         if let Some(o) = self.matched_origin(origin) {
             set(h, "access-control-allow-origin", &o);
         }

@@ -38,7 +38,7 @@ pub fn check(secret: &str, password: &str) -> bool {
 }
 
 /// Constant-time equality (the lengths are not secret).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

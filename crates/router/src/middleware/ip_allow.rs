@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use betaroute_core::rules::IpNet;
 use http::StatusCode;
 
+use super::gourl::split_host_port;
 use super::{Answer, Flow, Req};
 
 /// Addresses and networks (`ip.Checker`).
@@ -64,18 +65,7 @@ fn mapped(ip: IpAddr) -> IpAddr {
 
 /// `net.SplitHostPort`'s host, or the whole text when it has no port.
 fn split_host(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        if let Some((h, after)) = rest.split_once(']') {
-            if after.starts_with(':') {
-                return h;
-            }
-        }
-        return addr;
-    }
-    match addr.rsplit_once(':') {
-        Some((h, _)) if !h.contains(':') => h,
-        _ => addr,
-    }
+    split_host_port(addr).map_or(addr, |(h, _)| h)
 }
 
 /// How the client's address is found (`ipStrategy`).

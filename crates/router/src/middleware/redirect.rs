@@ -6,7 +6,7 @@
 use http::StatusCode;
 use regex::Regex;
 
-use super::gourl::GoPath;
+use super::gourl::{split_host_port, GoPath};
 use super::{Answer, Flow, Req};
 
 #[derive(Debug, Clone)]
@@ -151,16 +151,6 @@ impl Redirect {
         }
         Flow::Answer(Box::new(a))
     }
-}
-
-/// `net.SplitHostPort` for a Host header: `None` when there is no port.
-fn split_host_port(host: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = host.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        return Some((h, after.strip_prefix(':')?));
-    }
-    let (h, p) = host.rsplit_once(':')?;
-    (!h.contains(':')).then_some((h, p))
 }
 
 /// Go's host check (`unescape(host, encodeHost)`): a `%` escape only for a non-ASCII byte (or

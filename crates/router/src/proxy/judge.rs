@@ -514,7 +514,7 @@ pub async fn run(shared: Arc<super::shared::Shared>) {
 /// webhooks are verified against the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured).
 async fn webhook(url: String, body: Value) {
     use http_body_util::Full;
-    let connector = match webhook_connector() {
+    let connector = match super::outbound::https_connector(Duration::from_secs(2)) {
         Ok(c) => c,
         Err(e) => return webhook_failed(&url, &e),
     };
@@ -544,22 +544,6 @@ async fn webhook(url: String, body: Value) {
         Err(_) => "no answer within 2 s".into(),
     };
     webhook_failed(&url, &problem);
-}
-
-type WebhookConnector =
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-fn webhook_connector() -> Result<WebhookConnector, String> {
-    let tls =
-        crate::provider::consul::tls::client_config(None, &|_| None).map_err(|e| e.to_string())?;
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(2)));
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
 }
 
 fn webhook_failed(url: &str, problem: &str) {

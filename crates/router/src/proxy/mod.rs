@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod judge;
 mod metrics;
+mod outbound;
 mod pool;
 mod reload;
 mod request;

@@ -8,26 +8,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-type AuthClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type AuthClient = Client<crate::proxy::outbound::HttpsConnector, Empty<Bytes>>;
 
 fn client() -> Option<&'static AuthClient> {
     static CLIENT: OnceLock<Option<AuthClient>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            let tls = crate::provider::consul::tls::client_config(None, &|_| None).ok()?;
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(Duration::from_secs(5)));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
+            let https = crate::proxy::outbound::https_connector(Duration::from_secs(5)).ok()?;
             Some(
                 Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(Duration::from_secs(90))
