@@ -153,11 +153,11 @@ fn errors_point_at_the_key_that_is_wrong() {
 fn unsupported_features_are_refused_by_name_at_their_line() {
     let (code, out, err) = check_dynamic(
         "features.yaml",
-        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls: {}\n  middlewares:\n    auth:\n      compress:\n        minResponseBodyBytes: 1024\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls: {}\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
     );
     assert_eq!(code, 2, "{out}");
     for want in [
-        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (compress), not supported yet",
+        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (grpcWeb), not supported yet",
         "features.yaml:11:7: refused: router secure: tls is not supported yet",
         "features.yaml:21:1: refused: dynamic configuration: tcp is not supported yet",
     ] {
@@ -186,7 +186,7 @@ fn informational_keys_are_warnings_and_exit_zero() {
 async fn a_refused_router_answers_503_instead_of_falling_through() {
     let main = Backend::start("main").await;
     let dynamic = format!(
-        "http:\n  routers:\n    admin:\n      rule: Host(`api.example.com`) && PathPrefix(`/admin`)\n      service: main\n      middlewares: [auth]\n    public:\n      rule: Host(`api.example.com`)\n      service: main\n  middlewares:\n    auth:\n      compress:\n        minResponseBodyBytes: 1024\n  services:\n    main:\n      loadBalancer:\n        servers:\n          - url: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`api.example.com`) && PathPrefix(`/admin`)\n      service: main\n      middlewares: [auth]\n    public:\n      rule: Host(`api.example.com`)\n      service: main\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    main:\n      loadBalancer:\n        servers:\n          - url: {}\n",
         main.url()
     );
     let r = Router::start(&dynamic);
@@ -197,7 +197,7 @@ async fn a_refused_router_answers_503_instead_of_falling_through() {
     assert_eq!((status, server_of(&body).as_str()), (200, "main"));
     assert!(
         r.stderr()
-            .contains("router admin@file uses middleware auth@file (compress), not supported yet"),
+            .contains("router admin@file uses middleware auth@file (grpcWeb), not supported yet"),
         "{}",
         r.stderr()
     );

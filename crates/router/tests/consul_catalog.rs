@@ -283,7 +283,7 @@ fn middlewares_from_consul_tags() {
         "traefik.http.middlewares.auth.basicauth.users": "u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/",
         "traefik.http.routers.other.rule": "Host(`other.example.com`)",
         "traefik.http.routers.other.middlewares": "fwd",
-        "traefik.http.middlewares.fwd.compress.minresponsebodybytes": "1024",
+        "traefik.http.middlewares.fwd.grpcweb.alloworigins": "*",
     });
     let catalog = Catalog {
         beta_enabled: None,
@@ -315,7 +315,7 @@ fn middlewares_from_consul_tags() {
         other
             .refused
             .as_deref()
-            .is_some_and(|w| w.contains("fwd@consulcatalog (compress), not supported yet")),
+            .is_some_and(|w| w.contains("fwd@consulcatalog (grpcWeb), not supported yet")),
         "{:?}",
         other.refused
     );

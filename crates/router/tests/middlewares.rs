@@ -164,7 +164,7 @@ http:
     a: {{rule: "Host(`a`)", service: app, middlewares: [auth]}}
     b: {{rule: "Host(`b`)", service: app, middlewares: [loop]}}
   middlewares:
-    auth: {{compress: {{minResponseBodyBytes: 1024}}}}
+    auth: {{grpcWeb: {{allowOrigins: ["*"]}}}}
     loop: {{chain: {{middlewares: [loop2]}}}}
     loop2: {{chain: {{middlewares: [loop]}}}}
   services:
@@ -182,7 +182,7 @@ http:
     }
     let err = r.stderr();
     assert!(
-        err.contains("router a@file uses middleware auth@file (compress), not supported yet"),
+        err.contains("router a@file uses middleware auth@file (grpcWeb), not supported yet"),
         "{err}"
     );
     assert!(err.contains("router b@file uses middleware chain loop@file, which contains itself (loop@file -> loop2@file -> loop@file)"), "{err}");
@@ -779,4 +779,280 @@ http:
         .to_bytes();
     assert_eq!(&body[..], b"nope");
     assert_eq!(app.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
+}
+
+/// `compress` with curl as the client: each codec chosen by Accept-Encoding and decoded by
+/// curl, a chunked body held back until the minimum, and what must go as it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_over_the_wire_with_curl() {
+    let page = "<p>betaroute compresses this</p>\n".repeat(200);
+    let body = page.clone();
+    let (url, _) = scripted(move |req, _| {
+        let b = body.as_bytes();
+        match req.uri.path() {
+            "/page" => Reply::new(200, &[("content-type", "text/html; charset=utf-8")], &[b]),
+            // Chunked (no Content-Length), in pieces below and then above the minimum.
+            "/chunked" => Reply::new(
+                200,
+                &[("content-type", "text/plain")],
+                &[&b[..500], &b[500..]],
+            ),
+            "/small" => Reply::new(200, &[("content-type", "text/plain")], &[b"tiny"]),
+            "/small-chunked" => Reply::new(200, &[], &[b"ti", b"ny"]),
+            "/encoded" => Reply::new(200, &[("content-encoding", "br")], &[b]),
+            "/image" => Reply::new(200, &[("content-type", "image/png")], &[b]),
+            "/range" => Reply::new(206, &[("content-range", "bytes 0-6599/9999")], &[b]),
+            _ => Reply::new(404, &[], &[]),
+        }
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    site:
+      rule: "Host(`site.example.com`)"
+      service: app
+      middlewares: [squeeze]
+  middlewares:
+    squeeze:
+      compress:
+        excludedContentTypes: ["image/png"]
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    let at = |path: &str| format!("http://{}{path}", r.web);
+    let header = |h: &[(String, String)], name: &str| {
+        h.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let host = "Host: site.example.com";
+    for (accept, token) in [
+        ("gzip", "gzip"),
+        ("br", "br"),
+        ("zstd", "zstd"),
+        ("gzip;q=0.5, br;q=0.8, zstd;q=0.1", "br"),
+        ("*", "gzip"),
+    ] {
+        // curl decodes what it is sent; the head says how it came.
+        let (status, h, got) = tokio::task::block_in_place(|| {
+            curl(&[
+                "--compressed",
+                "-H",
+                host,
+                "-H",
+                &format!("Accept-Encoding: {accept}"),
+                &at("/page"),
+            ])
+        });
+        assert_eq!(status, 200, "{}", r.stderr());
+        assert_eq!(
+            header(&h, "content-encoding"),
+            token,
+            "Accept-Encoding: {accept}"
+        );
+        assert_eq!(header(&h, "vary"), "Accept-Encoding");
+        assert!(
+            header(&h, "content-length").is_empty(),
+            "no Content-Length once compressed"
+        );
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            page,
+            "{token} decodes to the page"
+        );
+        // The raw bytes are smaller than the page.
+        let (_, _, raw) = tokio::task::block_in_place(|| {
+            curl(&[
+                "-H",
+                host,
+                "-H",
+                &format!("Accept-Encoding: {accept}"),
+                &at("/page"),
+            ])
+        });
+        assert!(raw.len() < page.len() / 5, "{token}: {} bytes", raw.len());
+    }
+    // A chunked body, its first chunk below the minimum: held back, then compressed whole.
+    let (_, h, got) = tokio::task::block_in_place(|| {
+        curl(&[
+            "--compressed",
+            "-H",
+            host,
+            "-H",
+            "Accept-Encoding: gzip",
+            &at("/chunked"),
+        ])
+    });
+    assert_eq!(header(&h, "content-encoding"), "gzip");
+    assert_eq!(String::from_utf8(got).unwrap(), page);
+    // What must go as it came: short bodies (with or without Content-Length), an encoded body,
+    // an excluded type, a range, a HEAD, no Accept-Encoding.
+    for (path, extra, want) in [
+        ("/small", "Accept-Encoding: gzip", "tiny".to_owned()),
+        ("/small-chunked", "Accept-Encoding: gzip", "tiny".to_owned()),
+        ("/encoded", "Accept-Encoding: gzip, br", page.clone()),
+        ("/image", "Accept-Encoding: gzip", page.clone()),
+        ("/range", "Accept-Encoding: gzip", page.clone()),
+        ("/page", "X-No-Accept: 1", page.clone()),
+    ] {
+        let (_, h, got) =
+            tokio::task::block_in_place(|| curl(&["-H", host, "-H", extra, &at(path)]));
+        let encoding = header(&h, "content-encoding");
+        assert!(
+            encoding.is_empty() || (path == "/encoded" && encoding == "br"),
+            "{path}: {encoding}"
+        );
+        assert_eq!(String::from_utf8_lossy(&got), want, "{path} as it came");
+        // Vary whenever a compressor was chosen, compressed or not.
+        let vary = header(&h, "vary");
+        assert_eq!(
+            vary.is_empty(),
+            extra.starts_with("X-No"),
+            "{path}: Vary {vary:?}"
+        );
+    }
+    let (_, h, _) = tokio::task::block_in_place(|| {
+        curl(&[
+            "-I",
+            "-H",
+            host,
+            "-H",
+            "Accept-Encoding: gzip",
+            &at("/page"),
+        ])
+    });
+    assert!(
+        header(&h, "content-encoding").is_empty(),
+        "HEAD is never compressed"
+    );
+}
+
+/// `retry`: a backend that fails twice, then answers; what is tried again (by status, by
+/// method, with the body sent again whole), and a refused connection tried again with backoff.
+#[tokio::test]
+async fn retry_over_the_wire() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let failures = std::sync::Arc::new(AtomicUsize::new(0));
+    let left = failures.clone();
+    let (url, seen) = scripted(move |_, _| {
+        // Each request takes one failure while there are any.
+        let failing = left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            Reply::new(503, &[("x-try", "failed")], &[b"busy"])
+        } else {
+            Reply::new(200, &[], &[b"done"])
+        }
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    api:
+      rule: "Host(`api.example.com`)"
+      service: app
+      middlewares: [again]
+    posts:
+      rule: "Host(`posts.example.com`)"
+      service: app
+      middlewares: [again-posts]
+    dead:
+      rule: "Host(`dead.example.com`)"
+      service: nowhere
+      middlewares: [again]
+  middlewares:
+    again:
+      retry:
+        attempts: 3
+        initialInterval: 10ms
+        status: ["500-503"]
+    again-posts:
+      retry:
+        attempts: 3
+        status: ["503"]
+        retryNonIdempotentMethod: true
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+    nowhere:
+      loadBalancer:
+        servers: [{{url: "{}"}}]
+"#,
+        dead_url()
+    );
+    let r = Router::start(&dynamic);
+    let c = client();
+    let count = || seen.lock().unwrap().len();
+
+    // Two 503s, then 200: three tries, the client sees only the last.
+    failures.store(2, Ordering::SeqCst);
+    let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "done"), "{}", r.stderr());
+    assert_eq!(count(), 3);
+
+    // Three failures for three tries: the last answer goes to the client as it is.
+    failures.store(3, Ordering::SeqCst);
+    let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (503, "busy"));
+    assert_eq!(count(), 6);
+
+    // A POST is not tried again on a status...
+    failures.store(1, Ordering::SeqCst);
+    let (status, _) = request(&c, r.web, "POST", "api.example.com", "/", &[], "x".into()).await;
+    assert_eq!(status, 503);
+    assert_eq!(count(), 7);
+
+    // ...unless retryNonIdempotentMethod: then its body is sent again, whole.
+    failures.store(1, Ordering::SeqCst);
+    let payload = bytes::Bytes::from("a=1&b=2".repeat(1000));
+    let (status, _) = request(
+        &c,
+        r.web,
+        "POST",
+        "posts.example.com",
+        "/",
+        &[],
+        payload.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    {
+        let seen_now = seen.lock().unwrap();
+        assert_eq!(seen_now.len(), 9);
+        for p in &seen_now[7..] {
+            assert_eq!(
+                p.extensions.get::<bytes::Bytes>(),
+                Some(&payload),
+                "the body each try"
+            );
+        }
+    }
+
+    // A refused connection is tried again, `attempts` times in all. The refusal keeps the one
+    // server out for a while (passive health), so the next tries find no server: 503, which
+    // the status ranges try again too.
+    let (status, body) = get(r.web, "dead.example.com", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (503, "no available server\n"));
+    let metrics = r.admin_get("/metrics").await;
+    let retried: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("betaroute_retries_total")
+                && l.contains("nowhere@file")
+                && l.contains("retry-middleware")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(retried, 2, "{metrics}");
 }

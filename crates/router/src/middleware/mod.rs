@@ -10,6 +10,8 @@
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
 mod basic_auth;
+pub mod codes;
+pub mod compress;
 pub mod digest_auth;
 mod forward_auth;
 pub mod gourl;
@@ -20,6 +22,7 @@ mod ip_allow;
 mod path;
 mod rate_limit;
 mod redirect;
+pub mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +62,8 @@ pub enum Middleware {
     RateLimit(Box<RateLimit>),
     InFlight(Box<InFlight>),
     ForwardAuth(Box<ForwardAuth>),
+    Compress(std::sync::Arc<compress::Compress>),
+    Retry(std::sync::Arc<retry::Retry>),
 }
 
 impl Middleware {
@@ -77,6 +82,19 @@ impl Middleware {
             Middleware::InFlight(m) => m.apply(req),
             // The call is the proxy's: it asks, then hands the answer to `on_auth_response`.
             Middleware::ForwardAuth(_) => Flow::Auth,
+            Middleware::Retry(r) => {
+                // The proxy's send phase runs the tries; the outermost retry is the one.
+                if req.retry.is_none() {
+                    req.retry = Some(r.clone());
+                }
+                Flow::Next
+            }
+            Middleware::Compress(c) => {
+                if let Some(e) = c.choose(&req.parts.method, &req.parts.headers) {
+                    req.after.push(After::Compress(c.clone(), e));
+                }
+                Flow::Next
+            }
             Middleware::Headers(m) => match m.on_request(req) {
                 Ok(seen) => {
                     req.after.push(After::Headers(m.clone(), seen));
@@ -94,15 +112,31 @@ pub enum After {
     Headers(Box<Headers>, headers::Seen),
     /// `forwardAuth`'s `addAuthCookiesToResponse`: the names, and the auth server's cookies.
     Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
+    /// `compress` chose this encoding for the request; the proxy compresses the body.
+    Compress(std::sync::Arc<compress::Compress>, compress::Encoding),
 }
 
-/// Applies the chain's response sides to a response's headers, innermost first.
-pub fn respond(after: &[After], headers: &mut HeaderMap) {
-    for a in after.iter().rev() {
-        match a {
+impl After {
+    /// Whether this works on the response's head alone ([`After::on_head`]); the others need
+    /// the body, which the proxy has.
+    pub fn on_head_only(&self) -> bool {
+        matches!(self, After::Headers(..) | After::Cookies(..))
+    }
+
+    /// The response side of a head-only middleware; the others are the proxy's.
+    pub fn on_head(&self, headers: &mut HeaderMap) {
+        match self {
             After::Headers(h, seen) => h.on_response(seen, headers),
             After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
+            After::Compress(..) => {}
         }
+    }
+}
+
+/// Applies the chain's head-only response sides to a response's headers, innermost first.
+pub fn respond(after: &[After], headers: &mut HeaderMap) {
+    for a in after.iter().rev() {
+        a.on_head(headers);
     }
 }
 
@@ -161,6 +195,8 @@ pub struct Req<'a> {
     pub no_forwarded_for: bool,
     /// `inFlightReq` slots, held until the response has been streamed.
     pub held: Vec<Slot>,
+    /// `retry`: how the send phase tries again.
+    pub retry: Option<std::sync::Arc<retry::Retry>>,
 }
 
 impl<'a> Req<'a> {
@@ -178,6 +214,7 @@ impl<'a> Req<'a> {
             after: Vec::new(),
             no_forwarded_for: false,
             held: Vec::new(),
+            retry: None,
         }
     }
 

@@ -27,6 +27,10 @@ pub enum ProxyError {
     Timeout,
     /// The backend's answer was invalid or cut short.
     Upstream,
+    /// The client's body could not be read to the end (kept for `retry` or `buffering`).
+    BadRequestBody,
+    /// The client's body is over `buffering`'s `maxRequestBodyBytes`.
+    RequestTooLarge,
 }
 
 impl ProxyError {
@@ -36,6 +40,8 @@ impl ProxyError {
             ProxyError::NoServer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
+            ProxyError::BadRequestBody => StatusCode::BAD_REQUEST,
+            ProxyError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -47,6 +53,8 @@ impl ProxyError {
             ProxyError::Timeout => "Gateway Timeout: the backend did not answer in time\n",
             ProxyError::Connect => "Bad Gateway: the backend refused the connection\n",
             ProxyError::Upstream => "Bad Gateway: the backend's answer was invalid or cut short\n",
+            ProxyError::BadRequestBody => "Bad Request: the request body could not be read\n",
+            ProxyError::RequestTooLarge => "Request Entity Too Large\n",
             _ => "Internal Server Error\n",
         }
     }

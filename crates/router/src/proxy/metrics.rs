@@ -223,7 +223,7 @@ impl Registry {
     }
 
     fn render_retries(&self, out: &mut String) {
-        out.push_str("# HELP betaroute_retries_total Requests sent again to another server after the first got no response, by service and reason.\n# TYPE betaroute_retries_total counter\n");
+        out.push_str("# HELP betaroute_retries_total Requests sent again (to another server after the first got no response, or by a retry middleware: reason retry-middleware), by service and reason.\n# TYPE betaroute_retries_total counter\n");
         for ((service, reason), n) in self
             .retries
             .lock()

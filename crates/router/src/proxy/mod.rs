@@ -13,6 +13,7 @@ mod access_log;
 mod admin;
 mod api;
 mod balancer;
+mod body;
 mod cohorts;
 pub mod error;
 mod health;

@@ -22,11 +22,60 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use http_body_util::{Either, Empty};
+use http_body_util::Full;
 
-/// Request bodies to backends: the client's, streamed, or none (then a refused connection can be
-/// retried on another server, since nothing was consumed).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// Request bodies to backends: the client's, streamed; one kept whole (none at all, or one a
+/// `retry` may send again), which a refused connection can send to another server; or the
+/// client's with its first bytes read already (a body over `retry`'s limit).
+pub enum UpstreamBody {
+    Stream(Incoming),
+    Kept(Full<Bytes>),
+    Peeked(Option<Bytes>, Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Stream(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Kept(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            UpstreamBody::Peeked(first, rest) => match first.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Stream(b) => b.is_end_stream(),
+            UpstreamBody::Kept(b) => b.is_end_stream(),
+            UpstreamBody::Peeked(first, rest) => first.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Stream(b) => b.size_hint(),
+            UpstreamBody::Kept(b) => b.size_hint(),
+            UpstreamBody::Peeked(first, rest) => {
+                let extra = first.as_ref().map_or(0, |f| f.len() as u64);
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + extra);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + extra);
+                }
+                out
+            }
+        }
+    }
+}
 
 /// Idle connections kept per backend and worker thread; more are closed when they come back.
 const MAX_IDLE_PER_SERVER: usize = 256;

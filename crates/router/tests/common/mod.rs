@@ -395,3 +395,122 @@ pub fn pki(dir: &std::path::Path) {
         std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     }
 }
+
+/// What a [`Scripted`] backend answers: status, headers, and the body in these chunks (more
+/// than one chunk and no Content-Length header: chunked).
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub chunks: Vec<Bytes>,
+}
+
+impl Reply {
+    pub fn new(status: u16, headers: &[(&str, &str)], chunks: &[&[u8]]) -> Reply {
+        Reply {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            chunks: chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
+        }
+    }
+}
+
+/// A body sent in the given chunks, one frame each.
+pub struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(hyper::body::Frame::data(c))))
+    }
+}
+
+/// A backend whose answers a test scripts: `reply` gets each request's head and the number of
+/// requests before it. Returns its URL and the heads of the requests it got (each with its
+/// body as a `Bytes` extension).
+pub async fn scripted<F>(reply: F) -> (String, Arc<std::sync::Mutex<Vec<http::request::Parts>>>)
+where
+    F: Fn(&http::request::Parts, usize) -> Reply + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<std::sync::Mutex<Vec<http::request::Parts>>> = Default::default();
+    let (sink, reply) = (seen.clone(), Arc::new(reply));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (sink, reply) = (sink.clone(), reply.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (sink, reply) = (sink.clone(), reply.clone());
+                    async move {
+                        let (mut parts, body) = req.into_parts();
+                        // The body, for the test to see, as an extension of the head.
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        parts.extensions.insert(body);
+                        let n = {
+                            let mut s = sink.lock().unwrap();
+                            s.push(parts.clone());
+                            s.len() - 1
+                        };
+                        let r = reply(&parts, n);
+                        let mut resp = hyper::Response::new(Chunks(r.chunks.into()));
+                        *resp.status_mut() = http::StatusCode::from_u16(r.status).unwrap();
+                        for (k, v) in r.headers {
+                            resp.headers_mut().append(
+                                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                http::HeaderValue::from_str(&v).unwrap(),
+                            );
+                        }
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// curl's answer: status, headers (lower-case names) and body, with these arguments.
+pub fn curl(args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let dir = temp_dir();
+    let head = dir.join("head");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-D"])
+        .arg(&head)
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&head).unwrap();
+    let mut lines = text.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, out.stdout)
+}

@@ -58,6 +58,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
     "basicAuth",
     "chain",
+    "compress",
     "digestAuth",
     "forwardAuth",
     "headers",
@@ -69,6 +70,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "redirectScheme",
     "replacePath",
     "replacePathRegex",
+    "retry",
     "stripPrefix",
     "stripPrefixRegex",
 ];
@@ -408,6 +410,159 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 preserve_request_method: preserve_method,
                 auth_signin_url: signin,
                 max_response_body_size: max_response.filter(|m| *m >= 0).map(|m| m as u64),
+            }))
+        }
+        "compress" => {
+            use crate::middleware::compress::{self, Encoding, MediaType};
+            let media = |cx: &mut Cx, o: &mut Obj, key: &str| -> Option<Vec<MediaType>> {
+                let list = o.strings(cx, key).unwrap_or_default();
+                list.into_iter()
+                    .map(|(t, at)| {
+                        let parsed = MediaType::parse(&t);
+                        if parsed.is_none() {
+                            cx.error(at, format!("{what}: {key}: {t:?} is not a media type"));
+                        }
+                        parsed
+                    })
+                    .collect()
+            };
+            let excluded = media(cx, &mut o, "excludedContentTypes");
+            let excluded_at = o.at_key("excludedContentTypes");
+            let included = media(cx, &mut o, "includedContentTypes");
+            let min = o.number::<i64>(cx, "minResponseBodyBytes").unwrap_or(0);
+            let encodings_at = o.at_key("encodings");
+            let encodings = o.strings(cx, "encodings");
+            let default = o.string(cx, "defaultEncoding").filter(|d| !d.is_empty());
+            let default_at = o.at_key("defaultEncoding");
+            o.finish(
+                cx,
+                &[
+                    "excludedContentTypes",
+                    "includedContentTypes",
+                    "minResponseBodyBytes",
+                    "encodings",
+                    "defaultEncoding",
+                ],
+            );
+            let (excluded, included) = (excluded?, included?);
+            if !excluded.is_empty() && !included.is_empty() {
+                cx.error(excluded_at, format!("{what}: excludedContentTypes and includedContentTypes options are mutually exclusive"));
+                return None;
+            }
+            let encodings = match encodings {
+                None => compress::DEFAULT_ENCODINGS.to_vec(),
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for (e, at) in list {
+                        match Encoding::parse(&e) {
+                            Some(e) => out.push(e),
+                            None => {
+                                cx.error(at, format!("{what}: unsupported encoding: {e}"));
+                                return None;
+                            }
+                        }
+                    }
+                    if out.is_empty() {
+                        cx.error(
+                            encodings_at,
+                            format!("{what}: at least one encoding must be specified"),
+                        );
+                        return None;
+                    }
+                    out
+                }
+            };
+            let default_encoding = match default {
+                None => None,
+                Some(d) => match Encoding::parse(&d).filter(|e| encodings.contains(e)) {
+                    Some(e) => Some(e),
+                    None => {
+                        cx.error(
+                            default_at,
+                            format!("{what}: unsupported default encoding: {d}"),
+                        );
+                        return None;
+                    }
+                },
+            };
+            // Traefik never compresses gRPC, and keeps only the media type of an exclusion.
+            let mut excludes = vec![MediaType::parse("application/grpc").expect("a media type")];
+            excludes.extend(excluded.into_iter().map(|m| MediaType {
+                essence: m.essence,
+                params: Vec::new(),
+            }));
+            let includes = included
+                .into_iter()
+                .map(|m| MediaType {
+                    essence: m.essence,
+                    params: Vec::new(),
+                })
+                .collect();
+            Middleware::Compress(Arc::new(compress::Compress {
+                excludes,
+                includes,
+                min_size: if min > 0 {
+                    min as usize
+                } else {
+                    compress::DEFAULT_MIN_SIZE
+                },
+                encodings,
+                default_encoding,
+            }))
+        }
+        "retry" => {
+            use crate::middleware::codes::CodeRanges;
+            use crate::middleware::retry::{self, Retry};
+            let attempts = o.number::<i64>(cx, "attempts").unwrap_or(0);
+            let attempts_at = o.at_key("attempts");
+            let initial = o.duration(cx, "initialInterval").unwrap_or_default();
+            let timeout = o.duration(cx, "timeout").unwrap_or_default();
+            let max_body = o
+                .number::<i64>(cx, "maxRequestBodyBytes")
+                .unwrap_or(retry::DEFAULT_MAX_REQUEST_BODY_BYTES);
+            let status = o.strings(cx, "status").unwrap_or_default();
+            let status_at = o.at_key("status");
+            let no_network = o.boolean(cx, "disableRetryOnNetworkError").unwrap_or(false);
+            let non_idempotent = o.boolean(cx, "retryNonIdempotentMethod").unwrap_or(false);
+            o.finish(
+                cx,
+                &[
+                    "attempts",
+                    "initialInterval",
+                    "timeout",
+                    "maxRequestBodyBytes",
+                    "status",
+                    "disableRetryOnNetworkError",
+                    "retryNonIdempotentMethod",
+                ],
+            );
+            if status.is_empty() && no_network {
+                cx.error(status_at, format!("{what}: retry middleware requires at least HTTP status codes or retry on TCP"));
+                return None;
+            }
+            if attempts <= 0 {
+                cx.error(
+                    attempts_at,
+                    format!("{what}: incorrect (or empty) value for attempt ({attempts})"),
+                );
+                return None;
+            }
+            let codes: Vec<String> = status.into_iter().map(|(c, _)| c).collect();
+            let status = match CodeRanges::parse(&codes) {
+                Ok(r) => r,
+                Err(why) => {
+                    cx.error(status_at, format!("{what}: {why}"));
+                    return None;
+                }
+            };
+            Middleware::Retry(Arc::new(Retry {
+                attempts: attempts.min(i64::from(u32::MAX)) as u32,
+                initial_interval: initial,
+                timeout,
+                status,
+                max_request_body_bytes: max_body,
+                disable_retry_on_network_error: no_network,
+                retry_non_idempotent_method: non_idempotent,
             }))
         }
         "inFlightReq" => {

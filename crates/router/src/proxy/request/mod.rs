@@ -12,6 +12,7 @@
 //! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
 //! 7. **log**: metrics by cohort, the judge's comparisons, and the access log line.
 
+mod after;
 mod auth;
 mod forwarded;
 mod route;
@@ -26,7 +27,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use super::access_log::Entry;
@@ -36,8 +36,7 @@ use super::pool::{Pool, PooledBody};
 use super::shared::{EntryPointCtx, InFlight, PeerIp, Shared};
 use super::state::{State, Target};
 
-/// Response bodies: the backend's, streamed, or one of ours.
-pub type Body = Either<PooledBody, Full<Bytes>>;
+pub use super::body::Body;
 
 /// What the phases learn about a request and the log needs at the end.
 struct Ctx {
@@ -76,7 +75,7 @@ pub async fn handle(
     let resp = match ctx.target.clone() {
         None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         Some(target) => match filter(&ctx, &peer, &target, &mut parts).await {
-            Filter::Answer(answer) => answer,
+            Filter::Answer(answer, after) => after::run(&after, answer, true).await,
             Filter::Forward(done) => {
                 let host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
                 if done.no_forwarded_for {
@@ -89,16 +88,23 @@ pub async fn handle(
                     registry: &shared.registry,
                     in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                 };
-                let (result, server) = upstream::send(cx, &target, parts, body, host).await;
+                let head = upstream::Head::of(parts);
+                let (result, server) = match &done.retry {
+                    None => {
+                        let body = upstream::SendBody::of(body);
+                        upstream::send(&cx, &target, head, body, host.as_ref()).await
+                    }
+                    Some(r) => {
+                        upstream::send_retrying(&cx, &target, r, head, body, host.as_ref()).await
+                    }
+                };
                 ctx.server = server;
                 let mut resp = respond(result);
-                crate::middleware::respond(&done.after, resp.headers_mut());
-                if let Either::Left(body) = resp.body_mut() {
-                    // inFlightReq slots last as long as the backend's body streams.
-                    for slot in done.held {
-                        body.hold(Box::new(slot));
-                    }
+                // inFlightReq slots last as long as the backend's body streams.
+                for slot in done.held {
+                    resp.body_mut().hold(Box::new(slot));
                 }
+                let mut resp = after::run(&done.after, resp, false).await;
                 served_by(&ep, ctx.server.as_deref(), &mut resp);
                 resp
             }
@@ -165,7 +171,8 @@ fn admit(
 
 /// The filter phase's outcome: an answer of the router's own, or the request goes on.
 enum Filter {
-    Answer(Response<Body>),
+    /// The answer, and the response sides of the middlewares before the one that answered.
+    Answer(Response<Body>, Vec<crate::middleware::After>),
     Forward(Filtered),
 }
 
@@ -175,6 +182,7 @@ struct Filtered {
     after: Vec<crate::middleware::After>,
     no_forwarded_for: bool,
     held: Vec<crate::middleware::Slot>,
+    retry: Option<Arc<crate::middleware::retry::Retry>>,
 }
 
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
@@ -182,10 +190,13 @@ struct Filtered {
 /// may have response work left.
 async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) -> Filter {
     if target.refused.is_some() {
-        return Filter::Answer(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: this route's configuration uses a feature betaroute does not support yet (see `betaroute check`)\n",
-        ));
+        return Filter::Answer(
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: this route's configuration uses a feature betaroute does not support yet (see `betaroute check`)\n",
+            ),
+            Vec::new(),
+        );
     }
     if target.chain.is_empty() {
         return Filter::Forward(Filtered::default());
@@ -249,15 +260,16 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
     match answer {
         Some(a) => {
             let a = *a;
-            let mut r = Response::new(Either::Right(Full::new(a.body)));
+            let mut r = Response::new(Body::own(a.body));
             *r.status_mut() = a.status;
             *r.headers_mut() = a.headers;
-            Filter::Answer(r)
+            Filter::Answer(r, std::mem::take(&mut req.after))
         }
         None => Filter::Forward(Filtered {
             after: std::mem::take(&mut req.after),
             no_forwarded_for: req.no_forwarded_for,
             held: std::mem::take(&mut req.held),
+            retry: req.retry.take(),
         }),
     }
 }
@@ -292,7 +304,7 @@ fn respond(result: Result<Response<PooledBody>, super::error::ProxyError>) -> Re
     match result {
         Ok(mut resp) => {
             forwarded::strip_hop_by_hop(resp.headers_mut(), false);
-            resp.map(Either::Left)
+            resp.map(Body::Backend)
         }
         Err(e) => text(e.status(), e.body()),
     }
@@ -358,9 +370,7 @@ fn log(shared: &Shared, state: &State, ep: &EntryPointCtx, peer: &PeerIp, ctx: &
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
-        body.as_bytes(),
-    ))));
+    let mut r = Response::new(Body::own(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -21,14 +21,14 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response};
-use http_body_util::{Either, Empty};
 use hyper::body::{Body as _, Incoming};
 
 use super::super::balancer::{LoadBalancer, Server};
 use super::super::error::ProxyError;
 use super::super::metrics::Registry;
-use super::super::pool::{Pool, PooledBody, SendError};
+use super::super::pool::{Pool, PooledBody, SendError, UpstreamBody};
 use super::super::state::Target;
+use crate::middleware::retry::{Outcome, Retry};
 
 /// Servers tried for one request, at most.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -128,13 +128,47 @@ fn next_server(
     })
 }
 
+/// A request body as the send phase has it: streamed once, or kept to be sent again.
+pub enum SendBody {
+    Once(UpstreamBody),
+    Again(Bytes),
+}
+
+impl SendBody {
+    /// The client's body: kept when it is empty (so a refused connection can go elsewhere).
+    pub fn of(body: Incoming) -> SendBody {
+        if body.is_end_stream() {
+            SendBody::Again(Bytes::new())
+        } else {
+            SendBody::Once(UpstreamBody::Stream(body))
+        }
+    }
+}
+
+/// The request's head, as the send phase needs it.
+pub struct Head {
+    pub method: Method,
+    pub path_and_query: Option<http::uri::PathAndQuery>,
+    pub headers: http::HeaderMap,
+}
+
+impl Head {
+    pub fn of(parts: Parts) -> Head {
+        Head {
+            path_and_query: parts.uri.path_and_query().cloned(),
+            method: parts.method,
+            headers: parts.headers,
+        }
+    }
+}
+
 /// Sends to a server of the target's service. Returns the server tried last, for the log.
 pub async fn send(
-    cx: SendCx<'_>,
+    cx: &SendCx<'_>,
     target: &Target,
-    mut parts: Parts,
-    body: Incoming,
-    original_host: Option<HeaderValue>,
+    head: Head,
+    body: SendBody,
+    original_host: Option<&HeaderValue>,
 ) -> (
     Result<Response<PooledBody>, ProxyError>,
     Option<Arc<Server>>,
@@ -145,22 +179,27 @@ pub async fn send(
     let Some(mut server) = lb.pick(&[]) else {
         return (Err(ProxyError::NoServer), None);
     };
-    // Only a request without a body can be sent twice: a body is streamed once.
-    let replayable = body.is_end_stream();
-    let mut headers = std::mem::take(&mut parts.headers);
-    let path_and_query = parts.uri.path_and_query().cloned();
-    let mut body = Some(body);
+    let Head {
+        method,
+        path_and_query,
+        mut headers,
+    } = head;
+    // Only a kept body can be sent twice: a streamed one is sent once.
+    let (mut body, kept) = match body {
+        SendBody::Once(b) => (Some(b), None),
+        SendBody::Again(b) => (None, Some(b)),
+    };
+    let replayable = kept.is_some();
     let mut tried: Vec<Arc<Server>> = Vec::new();
     let mut _admitted = None;
     loop {
         tried.push(server.clone());
         let last_attempt = !replayable || tried.len() >= MAX_ATTEMPTS;
-        let mut req = Request::new(if replayable {
-            Either::Right(Empty::<Bytes>::new())
-        } else {
-            Either::Left(body.take().expect("a body is sent once"))
+        let mut req = Request::new(match &kept {
+            Some(b) => UpstreamBody::Kept(http_body_util::Full::new(b.clone())),
+            None => body.take().expect("a body is sent once"),
         });
-        *req.method_mut() = parts.method.clone();
+        *req.method_mut() = method.clone();
         *req.uri_mut() = server.target_for(path_and_query.as_ref());
         // The headers are kept for a next attempt only when there can be one.
         *req.headers_mut() = if last_attempt {
@@ -168,7 +207,7 @@ pub async fn send(
         } else {
             headers.clone()
         };
-        let host = match (&original_host, lb.pass_host_header) {
+        let host = match (original_host, lb.pass_host_header) {
             (Some(h), true) => h.clone(),
             _ => server.host_header.clone(),
         };
@@ -185,7 +224,7 @@ pub async fn send(
             SendError::Connect => ProxyError::Connect,
             _ => ProxyError::Upstream,
         };
-        let Some(reason) = retry_reason(&e, &parts.method).filter(|_| !last_attempt) else {
+        let Some(reason) = retry_reason(&e, &method).filter(|_| !last_attempt) else {
             return (Err(fail), Some(server));
         };
         let Some(next) = next_server(&lb, &tried, reason) else {
@@ -202,6 +241,93 @@ pub async fn send(
         cx.registry.retried(&lb.name, reason.as_str());
         server = next;
     }
+}
+
+/// `retry`: [`send`] up to `attempts` times with its backoff between, while the outcome is one
+/// `retry` tries again. The body is kept (up to `maxRequestBodyBytes`) when there can be a next
+/// try; a longer one is sent once as it came.
+pub async fn send_retrying(
+    cx: &SendCx<'_>,
+    target: &Target,
+    retry: &Retry,
+    head: Head,
+    body: Incoming,
+    original_host: Option<&HeaderValue>,
+) -> (
+    Result<Response<PooledBody>, ProxyError>,
+    Option<Arc<Server>>,
+) {
+    let started = std::time::Instant::now();
+    let (body, status_retries) = match keep(body, retry.max_request_body_bytes).await {
+        Kept::Whole(b) => (b, retry.retries_status(&head.method)),
+        Kept::TooLong(b) => return send(cx, target, head, SendBody::Once(b), original_host).await,
+        Kept::Failed => return (Err(ProxyError::BadRequestBody), None),
+    };
+    let mut backoff = retry.backoff();
+    let mut attempt = 1;
+    loop {
+        let this = Head {
+            method: head.method.clone(),
+            path_and_query: head.path_and_query.clone(),
+            headers: head.headers.clone(),
+        };
+        let (result, server) = send(
+            cx,
+            target,
+            this,
+            SendBody::Again(body.clone()),
+            original_host,
+        )
+        .await;
+        let outcome = match &result {
+            Err(ProxyError::Connect) => Outcome::NotReached,
+            Err(e) => Outcome::Status(e.status().as_u16()),
+            Ok(r) => Outcome::Status(r.status().as_u16()),
+        };
+        if !retry.again(attempt, outcome, started.elapsed(), status_retries) {
+            return (result, server);
+        }
+        // The answer is dropped unread: its connection is closed, not reused.
+        drop(result);
+        if let Some(lb) = target.service.as_ref().and_then(|s| s.resolve()) {
+            cx.registry.retried(&lb.name, "retry-middleware");
+        }
+        attempt += 1;
+        tokio::time::sleep(backoff.next(random())).await;
+    }
+}
+
+enum Kept {
+    Whole(Bytes),
+    /// Longer than the limit: what was read, and the rest, to send once.
+    TooLong(UpstreamBody),
+    Failed,
+}
+
+/// Reads the body whole if it is at most `max` bytes (negative: no limit).
+async fn keep(mut body: Incoming, max: i64) -> Kept {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Kept::Whole(buf.freeze()),
+            Some(Err(_)) => return Kept::Failed,
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    buf.extend_from_slice(&d);
+                }
+                if max >= 0 && buf.len() as u64 > max as u64 {
+                    return Kept::TooLong(UpstreamBody::Peeked(Some(buf.freeze()), body));
+                }
+            }
+        }
+    }
+}
+
+/// A number in [0, 1) for the backoff's randomization.
+fn random() -> f64 {
+    use rand_core::RngCore;
+    (rand_core::OsRng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -1,0 +1,102 @@
+//! The respond phase's middleware part: the response sides of a router's chain, innermost
+//! first, over the backend's response or a middleware's own answer. Head-only sides (headers,
+//! cookies) are pure (`crate::middleware::After::on_head`); the ones that need the body
+//! (`compress`) are here.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+
+use super::super::body::{Body, Encoded};
+use crate::middleware::compress::{Compress, Encoder, Encoding};
+use crate::middleware::After;
+
+/// How long `compress` holds a body back waiting for `minResponseBodyBytes` once some of it
+/// came: Go's reverse proxy flushes every 100 ms, and Traefik's compressor starts on a flush.
+const COMPRESS_HOLD: Duration = Duration::from_millis(100);
+
+/// Runs the response sides over `resp`. For a middleware's answer (`answered`), the head-only
+/// sides ran already, with the answer.
+pub async fn run(after: &[After], mut resp: Response<Body>, answered: bool) -> Response<Body> {
+    for a in after.iter().rev() {
+        match a {
+            After::Compress(c, e) => resp = compress(c, *e, resp).await,
+            a if !answered => a.on_head(resp.headers_mut()),
+            _ => {}
+        }
+    }
+    resp
+}
+
+/// `compress`: `Vary: Accept-Encoding` always; the body encoded when the response may be and
+/// has at least `minResponseBodyBytes` (a shorter one goes as it came).
+async fn compress(c: &Compress, e: Encoding, resp: Response<Body>) -> Response<Body> {
+    let (mut parts, mut body) = resp.into_parts();
+    parts
+        .headers
+        .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if !c.compresses(parts.status, &parts.headers) {
+        return Response::from_parts(parts, body);
+    }
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let held = match length {
+        Some(n) if n < c.min_size as u64 => return Response::from_parts(parts, body),
+        Some(_) => Bytes::new(),
+        None => match hold_back(&mut body, c.min_size).await {
+            Held::Enough(b) => b,
+            Held::Ended(b) => return Response::from_parts(parts, Body::own(b)),
+            Held::Failed => {
+                let mut r = Response::new(Body::own("502 Bad Gateway\n"));
+                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                return r;
+            }
+        },
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    // Ranges of the encoded body are not the backend's (Traefik's gzip drops it too).
+    parts.headers.remove(header::ACCEPT_RANGES);
+    parts.headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(e.token()),
+    );
+    let encoded = Encoded::new(Encoder::new(e), held, body);
+    Response::from_parts(parts, Body::Encoded(Box::new(encoded)))
+}
+
+enum Held {
+    /// At least the minimum came (or the backend paused after sending some): compress.
+    Enough(Bytes),
+    /// The body ended below the minimum: it goes as it is.
+    Ended(Bytes),
+    Failed,
+}
+
+/// Reads the body's first `min` bytes, or all of it if it is shorter.
+async fn hold_back(body: &mut Body, min: usize) -> Held {
+    let mut buf = BytesMut::new();
+    while buf.len() < min {
+        let next = if buf.is_empty() {
+            Ok(body.frame().await)
+        } else {
+            tokio::time::timeout(COMPRESS_HOLD, body.frame()).await
+        };
+        match next {
+            Err(_) => break,
+            Ok(None) => return Held::Ended(buf.freeze()),
+            Ok(Some(Err(_))) => return Held::Failed,
+            Ok(Some(Ok(frame))) => {
+                if let Ok(d) = frame.into_data() {
+                    buf.extend_from_slice(&d);
+                }
+            }
+        }
+    }
+    Held::Enough(buf.freeze())
+}
