@@ -1056,3 +1056,72 @@ http:
         .sum();
     assert_eq!(retried, 2, "{metrics}");
 }
+
+/// `circuitBreaker`: 502s trip it; while tripped the backend is not called and the client gets
+/// `responseCode` with its text; after `fallbackDuration` and `recoveryDuration`, requests
+/// reach the (recovered) backend again.
+#[tokio::test]
+async fn circuit_breaker_over_the_wire() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let broken = std::sync::Arc::new(AtomicBool::new(true));
+    let b = broken.clone();
+    let (url, seen) = scripted(move |_, _| {
+        if b.load(Ordering::SeqCst) {
+            Reply::new(502, &[], &[b"down"])
+        } else {
+            Reply::new(200, &[], &[b"up"])
+        }
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    api:
+      rule: "Host(`api.example.com`)"
+      service: app
+      middlewares: [breaker]
+  middlewares:
+    breaker:
+      circuitBreaker:
+        expression: "NetworkErrorRatio() > 0.30 && RequestThreshold() >= 2"
+        checkPeriod: 1ms
+        fallbackDuration: 300ms
+        recoveryDuration: 100ms
+        responseCode: 429
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    let hits = || seen.lock().unwrap().len();
+    // The first response is below RequestThreshold; the second trips the breaker. Both 502s
+    // reach the client as the backend gave them.
+    assert_eq!(
+        get(r.web, "api.example.com", "/", &[]).await,
+        (502, "down".into())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        get(r.web, "api.example.com", "/", &[]).await,
+        (502, "down".into())
+    );
+    for _ in 0..5 {
+        let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
+        assert_eq!((status, body.as_str()), (429, "Too Many Requests"));
+    }
+    assert_eq!(hits(), 2, "the backend is not called while tripped");
+    broken.store(false, Ordering::SeqCst);
+    // Past fallbackDuration and recoveryDuration: back to standby.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let _ = get(r.web, "api.example.com", "/", &[]).await; // starts the recovery
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            get(r.web, "api.example.com", "/", &[]).await,
+            (200, "up".into())
+        );
+    }
+}

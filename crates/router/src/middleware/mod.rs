@@ -10,6 +10,7 @@
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
 mod basic_auth;
+pub mod circuit_breaker;
 pub mod codes;
 pub mod compress;
 pub mod digest_auth;
@@ -25,6 +26,8 @@ mod redirect;
 pub mod retry;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_transcribed;
 
 use std::net::IpAddr;
 
@@ -64,6 +67,7 @@ pub enum Middleware {
     ForwardAuth(Box<ForwardAuth>),
     Compress(std::sync::Arc<compress::Compress>),
     Retry(std::sync::Arc<retry::Retry>),
+    CircuitBreaker(std::sync::Arc<circuit_breaker::CircuitBreaker>),
 }
 
 impl Middleware {
@@ -87,6 +91,18 @@ impl Middleware {
                 if req.retry.is_none() {
                     req.retry = Some(r.clone());
                 }
+                Flow::Next
+            }
+            Middleware::CircuitBreaker(cb) => {
+                if !cb.admit(unix_now()) {
+                    let code = cb.response_code;
+                    // Traefik's fallback: the code and its text, nothing else.
+                    let mut a = Answer::text(code, code.canonical_reason().unwrap_or(""));
+                    a.headers.clear();
+                    return Flow::Answer(Box::new(a));
+                }
+                req.after
+                    .push(After::Breaker(cb.clone(), std::time::Instant::now()));
                 Flow::Next
             }
             Middleware::Compress(c) => {
@@ -114,6 +130,11 @@ pub enum After {
     Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
     /// `compress` chose this encoding for the request; the proxy compresses the body.
     Compress(std::sync::Arc<compress::Compress>, compress::Encoding),
+    /// `circuitBreaker` let the request through at this instant: the response is recorded.
+    Breaker(
+        std::sync::Arc<circuit_breaker::CircuitBreaker>,
+        std::time::Instant,
+    ),
 }
 
 impl After {
@@ -128,7 +149,7 @@ impl After {
         match self {
             After::Headers(h, seen) => h.on_response(seen, headers),
             After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
-            After::Compress(..) => {}
+            After::Compress(..) | After::Breaker(..) => {}
         }
     }
 }
@@ -138,6 +159,13 @@ pub fn respond(after: &[After], headers: &mut HeaderMap) {
     for a in after.iter().rev() {
         a.on_head(headers);
     }
+}
+
+/// Now, as time since the Unix epoch (the circuit breaker's buckets are whole seconds).
+pub fn unix_now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// What a middleware decided.

@@ -58,6 +58,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
     "basicAuth",
     "chain",
+    "circuitBreaker",
     "compress",
     "digestAuth",
     "forwardAuth",
@@ -564,6 +565,49 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 disable_retry_on_network_error: no_network,
                 retry_non_idempotent_method: non_idempotent,
             }))
+        }
+        "circuitBreaker" => {
+            use crate::middleware::circuit_breaker::{CircuitBreaker, Expr};
+            let text = o.string(cx, "expression").unwrap_or_default();
+            let text_at = o.at_key("expression");
+            let positive = |d: Option<std::time::Duration>, default: u64| {
+                d.filter(|d| !d.is_zero())
+                    .unwrap_or(std::time::Duration::from_millis(default))
+            };
+            let check = o.duration(cx, "checkPeriod");
+            let fallback = o.duration(cx, "fallbackDuration");
+            let recovery = o.duration(cx, "recoveryDuration");
+            let code = o.number::<u16>(cx, "responseCode").unwrap_or(503);
+            let code_at = o.at_key("responseCode");
+            o.finish(
+                cx,
+                &[
+                    "expression",
+                    "checkPeriod",
+                    "fallbackDuration",
+                    "recoveryDuration",
+                    "responseCode",
+                ],
+            );
+            let expression = match Expr::parse(&text) {
+                Ok(e) => e,
+                Err(why) => {
+                    cx.error(text_at, format!("{what}: expression {text:?}: {why}"));
+                    return None;
+                }
+            };
+            let Some(code) = http::StatusCode::from_u16(code).ok() else {
+                cx.error(code_at, format!("{what}: invalid HTTP status code {code}"));
+                return None;
+            };
+            Middleware::CircuitBreaker(Arc::new(CircuitBreaker::new(
+                expression,
+                text,
+                positive(check, 100),
+                positive(fallback, 10_000),
+                positive(recovery, 10_000),
+                code,
+            )))
         }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);

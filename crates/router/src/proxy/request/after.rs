@@ -24,6 +24,13 @@ pub async fn run(after: &[After], mut resp: Response<Body>, answered: bool) -> R
     for a in after.iter().rev() {
         match a {
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
+            // The status the breaker saw, and the time to the response's head (oxy measures
+            // to the end of the body; a streamed body's end is not waited for here).
+            After::Breaker(cb, started) => cb.record(
+                crate::middleware::unix_now(),
+                resp.status().as_u16(),
+                started.elapsed(),
+            ),
             a if !answered => a.on_head(resp.headers_mut()),
             _ => {}
         }
