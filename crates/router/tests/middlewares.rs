@@ -1125,3 +1125,90 @@ http:
         );
     }
 }
+
+/// `errors`: a caught status gets the page service's body with the backend's status or its
+/// rewrite; the page request is a GET of `query` with the placeholders filled, the original
+/// Host and headers; statuses not listed, and a middleware's own answer, as listed.
+#[tokio::test]
+async fn errors_over_the_wire() {
+    let (app, _) = scripted(|req, _| match req.uri.path() {
+        "/fail" => Reply::new(503, &[("x-backend", "1")], &[b"backend's own 503"]),
+        "/missing" => Reply::new(404, &[], &[b"backend's 404"]),
+        "/teapot" => Reply::new(418, &[], &[b"short and stout"]),
+        _ => Reply::new(200, &[], &[b"fine"]),
+    })
+    .await;
+    let (pages, asked) = scripted(|req, _| {
+        let body = format!("page {}", req.uri);
+        Reply::new(200, &[("content-type", "text/html")], &[body.as_bytes()])
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    site:
+      rule: "Host(`site.example.com`)"
+      service: app
+      middlewares: [pages, login]
+  middlewares:
+    pages:
+      errors:
+        status: ["500-599", "404", "401"]
+        statusRewrites:
+          "502-503": 500
+        service: error-pages
+        query: "/{{status}}.html?from={{originalStatus}}&url={{url}}"
+    login:
+      basicAuth:
+        users: ["u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"]
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{app}"}}]
+    error-pages:
+      loadBalancer:
+        servers: [{{url: "{pages}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    // u:test, as in Traefik's basicAuth docs.
+    let auth = ("authorization", "Basic dTp0ZXN0");
+    let (status, body) = get(r.web, "site.example.com", "/fail?q=1", &[auth]).await;
+    assert_eq!(status, 500, "{body}\n{}", r.stderr());
+    assert_eq!(
+        body,
+        "page /500.html?from=503&url=http%3A%2F%2Fsite.example.com%2Ffail%3Fq%3D1"
+    );
+    {
+        let asked = asked.lock().unwrap();
+        let p = asked.last().unwrap();
+        assert_eq!(p.method, "GET");
+        assert_eq!(p.headers["host"], "site.example.com");
+        assert_eq!(
+            p.headers["authorization"], "Basic dTp0ZXN0",
+            "the request's headers"
+        );
+    }
+    let (status, body) = get(r.web, "site.example.com", "/missing", &[auth]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            404,
+            "page /404.html?from=404&url=http%3A%2F%2Fsite.example.com%2Fmissing"
+        )
+    );
+    // Not listed: as the backend gave it.
+    assert_eq!(
+        get(r.web, "site.example.com", "/teapot", &[auth]).await,
+        (418, "short and stout".into())
+    );
+    assert_eq!(
+        get(r.web, "site.example.com", "/", &[auth]).await,
+        (200, "fine".into())
+    );
+    // basicAuth's 401, behind errors in the chain, gets the page too.
+    let (status, body) = get(r.web, "site.example.com", "/", &[]).await;
+    assert_eq!(status, 401);
+    assert!(body.starts_with("page /401.html?from=401"), "{body}");
+}

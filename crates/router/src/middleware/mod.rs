@@ -14,6 +14,7 @@ pub mod circuit_breaker;
 pub mod codes;
 pub mod compress;
 pub mod digest_auth;
+pub mod errors;
 mod forward_auth;
 pub mod gourl;
 mod headers;
@@ -68,6 +69,7 @@ pub enum Middleware {
     Compress(std::sync::Arc<compress::Compress>),
     Retry(std::sync::Arc<retry::Retry>),
     CircuitBreaker(std::sync::Arc<circuit_breaker::CircuitBreaker>),
+    Errors(std::sync::Arc<errors::Errors>),
 }
 
 impl Middleware {
@@ -105,6 +107,16 @@ impl Middleware {
                     .push(After::Breaker(cb.clone(), std::time::Instant::now()));
                 Flow::Next
             }
+            Middleware::Errors(e) => {
+                let scheme = if req.tls { "https" } else { "http" };
+                let original = errors::Original {
+                    url: format!("{scheme}://{}{}", req.host, req.request_target()),
+                    host: req.host.clone(),
+                    headers: e.page_headers(&req.parts.headers),
+                };
+                req.after.push(After::Errors(e.clone(), Box::new(original)));
+                Flow::Next
+            }
             Middleware::Compress(c) => {
                 if let Some(e) = c.choose(&req.parts.method, &req.parts.headers) {
                     req.after.push(After::Compress(c.clone(), e));
@@ -130,6 +142,8 @@ pub enum After {
     Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
     /// `compress` chose this encoding for the request; the proxy compresses the body.
     Compress(std::sync::Arc<compress::Compress>, compress::Encoding),
+    /// `errors`: the request as the page request needs it.
+    Errors(std::sync::Arc<errors::Errors>, Box<errors::Original>),
     /// `circuitBreaker` let the request through at this instant: the response is recorded.
     Breaker(
         std::sync::Arc<circuit_breaker::CircuitBreaker>,
@@ -149,7 +163,7 @@ impl After {
         match self {
             After::Headers(h, seen) => h.on_response(seen, headers),
             After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
-            After::Compress(..) | After::Breaker(..) => {}
+            After::Compress(..) | After::Breaker(..) | After::Errors(..) => {}
         }
     }
 }

@@ -61,6 +61,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "circuitBreaker",
     "compress",
     "digestAuth",
+    "errors",
     "forwardAuth",
     "headers",
     "inFlightReq",
@@ -608,6 +609,64 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 positive(recovery, 10_000),
                 code,
             )))
+        }
+        "errors" => {
+            use crate::middleware::codes::CodeRanges;
+            use crate::middleware::errors::Errors;
+            let status = o.strings(cx, "status").unwrap_or_default();
+            let status_at = o.at_key("status");
+            let mut rewrites = Vec::new();
+            if let Some(mut m) = o.obj(cx, "statusRewrites") {
+                for e in m.named() {
+                    let to = crate::config::read::number::<u16>(
+                        cx,
+                        &e.value,
+                        &format!("{what}: statusRewrites.{}", e.key),
+                    );
+                    match (CodeRanges::parse(&[e.key.as_str()]), to) {
+                        (Ok(r), Some(to)) => rewrites.push((r, to)),
+                        (Err(why), _) => cx.error(e.at, format!("{what}: statusRewrites: {why}")),
+                        _ => {}
+                    }
+                }
+            }
+            let service = required(cx, &mut o, "service");
+            let query = o.string(cx, "query").unwrap_or_default();
+            let headers = o.get(cx, "errorRequestHeaders").map(|_| ());
+            let header_list = o.strings(cx, "errorRequestHeaders");
+            o.finish(
+                cx,
+                &[
+                    "status",
+                    "statusRewrites",
+                    "service",
+                    "query",
+                    "errorRequestHeaders",
+                ],
+            );
+            let codes: Vec<String> = status.into_iter().map(|(c, _)| c).collect();
+            let status = match CodeRanges::parse(&codes) {
+                Ok(r) => r,
+                Err(why) => {
+                    cx.error(status_at, format!("{what}: {why}"));
+                    return None;
+                }
+            };
+            let request_headers = headers.map(|()| {
+                header_list
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(n, _)| http::HeaderName::from_bytes(n.as_bytes()).ok())
+                    .collect()
+            });
+            // The service is qualified and checked when the configuration is combined.
+            Middleware::Errors(Arc::new(Errors {
+                status,
+                rewrites,
+                service: service?,
+                query,
+                request_headers,
+            }))
         }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);

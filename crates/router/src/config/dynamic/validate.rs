@@ -367,6 +367,7 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
             let mut stack = Vec::new();
             let found = flatten(
                 &middlewares,
+                &services,
                 &providers,
                 (&m.name, here),
                 &mut stack,
@@ -556,6 +557,7 @@ fn service_refusals(
 /// not implement, a missing or internal middleware, a chain that contains itself.
 fn flatten(
     middlewares: &BTreeMap<String, At<MiddlewareDraft>>,
+    services: &BTreeMap<String, At<ServiceDraft>>,
     providers: &BTreeSet<String>,
     (name, here): (&str, &str),
     stack: &mut Vec<String>,
@@ -586,6 +588,7 @@ fn flatten(
         for r in &item.chain {
             flatten(
                 middlewares,
+                services,
                 providers,
                 (&r.name, &def.layer.provider),
                 stack,
@@ -597,6 +600,27 @@ fn flatten(
         return Ok(());
     }
     match &item.spec {
+        // `errors` names its page's service in its own provider's terms.
+        Some(m) if matches!(&**m, crate::middleware::Middleware::Errors(_)) => {
+            let crate::middleware::Middleware::Errors(e) = &**m else {
+                unreachable!()
+            };
+            let service = match find(services, providers, &e.service, &def.layer.provider) {
+                Found::Yes(q, _) => q,
+                _ => {
+                    return Err(format!(
+                        "uses middleware {q} (errors), whose service {} does not exist",
+                        e.service
+                    ))
+                }
+            };
+            let mut e = (**e).clone();
+            e.service = service;
+            out.push(std::sync::Arc::new(crate::middleware::Middleware::Errors(
+                std::sync::Arc::new(e),
+            )));
+            Ok(())
+        }
         Some(m) => {
             out.push(m.clone());
             Ok(())

@@ -11,18 +11,37 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::super::body::{Body, Encoded};
+use super::super::state::State;
+use super::upstream::{self, Head, SendBody, SendCx};
 use crate::middleware::compress::{Compress, Encoder, Encoding};
+use crate::middleware::errors::{Errors, Original};
 use crate::middleware::After;
 
 /// How long `compress` holds a body back waiting for `minResponseBodyBytes` once some of it
 /// came: Go's reverse proxy flushes every 100 ms, and Traefik's compressor starts on a flush.
 const COMPRESS_HOLD: Duration = Duration::from_millis(100);
 
+/// What the response sides need beyond the response: the services (`errors` sends to one).
+pub struct Cx<'a> {
+    pub state: &'a State,
+    pub send: &'a SendCx<'a>,
+}
+
 /// Runs the response sides over `resp`. For a middleware's answer (`answered`), the head-only
 /// sides ran already, with the answer.
-pub async fn run(after: &[After], mut resp: Response<Body>, answered: bool) -> Response<Body> {
+pub async fn run(
+    cx: &Cx<'_>,
+    after: &[After],
+    mut resp: Response<Body>,
+    answered: bool,
+) -> Response<Body> {
     for a in after.iter().rev() {
         match a {
+            After::Errors(e, original) => {
+                if let Some((code, from)) = e.catch(resp.status().as_u16()) {
+                    resp = error_page(cx, e, original, code, from).await;
+                }
+            }
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
             // The status the breaker saw, and the time to the response's head (oxy measures
             // to the end of the body; a streamed body's end is not waited for here).
@@ -106,4 +125,51 @@ async fn hold_back(body: &mut Body, min: usize) -> Held {
         }
     }
     Held::Enough(buf.freeze())
+}
+
+/// `errors`: the page of the middleware's service for this status, sent with the status the
+/// client gets (the backend's or its rewrite) whatever the page's own status is. The backend's
+/// response is dropped. A page that cannot be had gives the status with the proxy's reason.
+async fn error_page(
+    cx: &Cx<'_>,
+    e: &Errors,
+    original: &Original,
+    code: u16,
+    from: u16,
+) -> Response<Body> {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let target = e.page_target(code, from, &original.url);
+    let Ok(path_and_query) = http::uri::PathAndQuery::try_from(target) else {
+        let mut r = Response::new(Body::own(format!(
+            "{}\n",
+            status.canonical_reason().unwrap_or("")
+        )));
+        *r.status_mut() = status;
+        return r;
+    };
+    let head = Head {
+        method: http::Method::GET,
+        path_and_query: Some(path_and_query),
+        headers: original.headers.clone(),
+    };
+    let host = HeaderValue::from_str(&original.host).ok();
+    let service = cx.state.services.get(&e.service).map(|s| &**s);
+    let (result, _) = upstream::send(
+        cx.send,
+        service,
+        head,
+        SendBody::Again(Bytes::new()),
+        host.as_ref(),
+    )
+    .await;
+    let mut r = match result {
+        Ok(page) => {
+            let mut page = page.map(Body::Backend);
+            super::forwarded::strip_hop_by_hop(page.headers_mut(), false);
+            page
+        }
+        Err(err) => Response::new(Body::own(err.body())),
+    };
+    *r.status_mut() = status;
+    r
 }

@@ -75,7 +75,20 @@ pub async fn handle(
     let resp = match ctx.target.clone() {
         None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         Some(target) => match filter(&ctx, &peer, &target, &mut parts).await {
-            Filter::Answer(answer, after) => after::run(&after, answer, true).await,
+            Filter::Answer(answer, after) => {
+                let cx = upstream::SendCx {
+                    timeout: shared.response_header_timeout,
+                    pool: &pool,
+                    budget: &shared.retry_budget,
+                    registry: &shared.registry,
+                    in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                };
+                let acx = after::Cx {
+                    state: &state,
+                    send: &cx,
+                };
+                after::run(&acx, &after, answer, true).await
+            }
             Filter::Forward(done) => {
                 let host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
                 if done.no_forwarded_for {
@@ -92,7 +105,8 @@ pub async fn handle(
                 let (result, server) = match &done.retry {
                     None => {
                         let body = upstream::SendBody::of(body);
-                        upstream::send(&cx, &target, head, body, host.as_ref()).await
+                        let service = target.service.as_deref();
+                        upstream::send(&cx, service, head, body, host.as_ref()).await
                     }
                     Some(r) => {
                         upstream::send_retrying(&cx, &target, r, head, body, host.as_ref()).await
@@ -104,7 +118,11 @@ pub async fn handle(
                 for slot in done.held {
                     resp.body_mut().hold(Box::new(slot));
                 }
-                let mut resp = after::run(&done.after, resp, false).await;
+                let acx = after::Cx {
+                    state: &state,
+                    send: &cx,
+                };
+                let mut resp = after::run(&acx, &done.after, resp, false).await;
                 served_by(&ep, ctx.server.as_deref(), &mut resp);
                 resp
             }

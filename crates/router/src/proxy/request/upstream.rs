@@ -23,7 +23,7 @@ use http::request::Parts;
 use http::{Method, Request, Response};
 use hyper::body::{Body as _, Incoming};
 
-use super::super::balancer::{LoadBalancer, Server};
+use super::super::balancer::{LoadBalancer, Server, Service};
 use super::super::error::ProxyError;
 use super::super::metrics::Registry;
 use super::super::pool::{Pool, PooledBody, SendError, UpstreamBody};
@@ -165,7 +165,7 @@ impl Head {
 /// Sends to a server of the target's service. Returns the server tried last, for the log.
 pub async fn send(
     cx: &SendCx<'_>,
-    target: &Target,
+    service: Option<&Service>,
     head: Head,
     body: SendBody,
     original_host: Option<&HeaderValue>,
@@ -173,7 +173,7 @@ pub async fn send(
     Result<Response<PooledBody>, ProxyError>,
     Option<Arc<Server>>,
 ) {
-    let Some(lb) = target.service.as_ref().and_then(|s| s.resolve()) else {
+    let Some(lb) = service.and_then(|s| s.resolve()) else {
         return (Err(ProxyError::NoServer), None);
     };
     let Some(mut server) = lb.pick(&[]) else {
@@ -260,7 +260,10 @@ pub async fn send_retrying(
     let started = std::time::Instant::now();
     let (body, status_retries) = match keep(body, retry.max_request_body_bytes).await {
         Kept::Whole(b) => (b, retry.retries_status(&head.method)),
-        Kept::TooLong(b) => return send(cx, target, head, SendBody::Once(b), original_host).await,
+        Kept::TooLong(b) => {
+            let service = target.service.as_deref();
+            return send(cx, service, head, SendBody::Once(b), original_host).await;
+        }
         Kept::Failed => return (Err(ProxyError::BadRequestBody), None),
     };
     let mut backoff = retry.backoff();
@@ -273,7 +276,7 @@ pub async fn send_retrying(
         };
         let (result, server) = send(
             cx,
-            target,
+            target.service.as_deref(),
             this,
             SendBody::Again(body.clone()),
             original_host,
