@@ -1212,3 +1212,95 @@ http:
     assert_eq!(status, 401);
     assert!(body.starts_with("page /401.html?from=401"), "{body}");
 }
+
+/// `buffering`: a request over maxRequestBodyBytes is 413 before the backend (by its
+/// Content-Length, or as read when chunked); one within goes with a Content-Length; a response
+/// over maxResponseBodyBytes is 500.
+#[tokio::test]
+async fn buffering_over_the_wire() {
+    let (url, seen) = scripted(|req, _| match req.uri.path() {
+        "/big" => Reply::new(200, &[], &[&[b'x'; 600], &[b'y'; 600]]),
+        _ => Reply::new(200, &[], &[b"ok"]),
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    api:
+      rule: "Host(`api.example.com`)"
+      service: app
+      middlewares: [whole]
+  middlewares:
+    whole:
+      buffering:
+        maxRequestBodyBytes: 1000
+        memRequestBodyBytes: 100
+        maxResponseBodyBytes: 1000
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    let at = format!("http://{}/", r.web);
+    let host = "Host: api.example.com";
+    let big = "z".repeat(1001);
+    let (status, _, body) = tokio::task::spawn_blocking({
+        let (at, big) = (at.clone(), big.clone());
+        move || curl(&["-H", host, "--data-binary", &big, &at])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (413, &b"Request Entity Too Large"[..])
+    );
+    // Chunked: no Content-Length to decide from; refused as read.
+    let (status, _, _) = tokio::task::spawn_blocking({
+        let (at, big) = (at.clone(), big.clone());
+        move || {
+            curl(&[
+                "-H",
+                host,
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                &big,
+                &at,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 413);
+    assert!(seen.lock().unwrap().is_empty(), "the backend got neither");
+    // Within the limit, chunked: the backend gets it whole, with its Content-Length.
+    let (status, _, _) = tokio::task::spawn_blocking({
+        let at = at.clone();
+        move || {
+            curl(&[
+                "-H",
+                host,
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                "hello",
+                &at,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s[0].headers["content-length"], "5");
+        assert!(!s[0].headers.contains_key("transfer-encoding"));
+        assert_eq!(s[0].extensions.get::<bytes::Bytes>().unwrap(), "hello");
+    }
+    // A response over maxResponseBodyBytes.
+    let (status, body) = get(r.web, "api.example.com", "/big", &[]).await;
+    assert_eq!((status, body.as_str()), (500, "Internal Server Error"));
+}

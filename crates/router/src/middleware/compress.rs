@@ -217,7 +217,8 @@ impl Compress {
         {
             return false;
         }
-        let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        // Go's `Header.Get`: an empty Content-Type is none, and skips the type checks.
+        let Some(ct) = headers.get(header::CONTENT_TYPE).filter(|v| !v.is_empty()) else {
             return true;
         };
         let Some(t) = ct.to_str().ok().and_then(MediaType::parse) else {

@@ -10,6 +10,7 @@
 //! `traefik/traefik` `pkg/middlewares/**/*_test.go`).
 
 mod basic_auth;
+pub mod buffering;
 pub mod circuit_breaker;
 pub mod codes;
 pub mod compress;
@@ -70,6 +71,7 @@ pub enum Middleware {
     Retry(std::sync::Arc<retry::Retry>),
     CircuitBreaker(std::sync::Arc<circuit_breaker::CircuitBreaker>),
     Errors(std::sync::Arc<errors::Errors>),
+    Buffering(std::sync::Arc<buffering::Buffering>),
 }
 
 impl Middleware {
@@ -117,6 +119,15 @@ impl Middleware {
                 req.after.push(After::Errors(e.clone(), Box::new(original)));
                 Flow::Next
             }
+            Middleware::Buffering(b) => {
+                // The proxy reads the request body before sending it; the response side is
+                // here, so a later middleware's answer is bounded too.
+                if req.buffering.is_none() {
+                    req.buffering = Some(b.clone());
+                }
+                req.after.push(After::Buffer(b.clone()));
+                Flow::Next
+            }
             Middleware::Compress(c) => {
                 if let Some(e) = c.choose(&req.parts.method, &req.parts.headers) {
                     req.after.push(After::Compress(c.clone(), e));
@@ -142,6 +153,8 @@ pub enum After {
     Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
     /// `compress` chose this encoding for the request; the proxy compresses the body.
     Compress(std::sync::Arc<compress::Compress>, compress::Encoding),
+    /// `buffering`: the response is read whole, within its limit.
+    Buffer(std::sync::Arc<buffering::Buffering>),
     /// `errors`: the request as the page request needs it.
     Errors(std::sync::Arc<errors::Errors>, Box<errors::Original>),
     /// `circuitBreaker` let the request through at this instant: the response is recorded.
@@ -163,7 +176,7 @@ impl After {
         match self {
             After::Headers(h, seen) => h.on_response(seen, headers),
             After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
-            After::Compress(..) | After::Breaker(..) | After::Errors(..) => {}
+            After::Compress(..) | After::Breaker(..) | After::Errors(..) | After::Buffer(_) => {}
         }
     }
 }
@@ -239,6 +252,8 @@ pub struct Req<'a> {
     pub held: Vec<Slot>,
     /// `retry`: how the send phase tries again.
     pub retry: Option<std::sync::Arc<retry::Retry>>,
+    /// `buffering`: the send phase reads the request body first.
+    pub buffering: Option<std::sync::Arc<buffering::Buffering>>,
 }
 
 impl<'a> Req<'a> {
@@ -257,6 +272,7 @@ impl<'a> Req<'a> {
             no_forwarded_for: false,
             held: Vec::new(),
             retry: None,
+            buffering: None,
         }
     }
 

@@ -54,7 +54,7 @@ impl ProxyError {
             ProxyError::Connect => "Bad Gateway: the backend refused the connection\n",
             ProxyError::Upstream => "Bad Gateway: the backend's answer was invalid or cut short\n",
             ProxyError::BadRequestBody => "Bad Request: the request body could not be read\n",
-            ProxyError::RequestTooLarge => "Request Entity Too Large\n",
+            ProxyError::RequestTooLarge => "Request Entity Too Large",
             _ => "Internal Server Error\n",
         }
     }

@@ -57,6 +57,7 @@ pub const MIDDLEWARE_KINDS: &[&str] = &[
 pub const IMPLEMENTED: &[&str] = &[
     "addPrefix",
     "basicAuth",
+    "buffering",
     "chain",
     "circuitBreaker",
     "compress",
@@ -666,6 +667,45 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 service: service?,
                 query,
                 request_headers,
+            }))
+        }
+        "buffering" => {
+            let mut sizes = Vec::new();
+            for key in [
+                "maxRequestBodyBytes",
+                "memRequestBodyBytes",
+                "maxResponseBodyBytes",
+                "memResponseBodyBytes",
+            ] {
+                let n = o.number::<i64>(cx, key).unwrap_or(0);
+                if n < 0 {
+                    let kind = if key.starts_with("max") { "max" } else { "mem" };
+                    cx.error(
+                        o.at_key(key),
+                        format!("{what}: {key}: {kind} bytes should be >= 0 got {n}"),
+                    );
+                    return None;
+                }
+                sizes.push(n as u64);
+            }
+            let why = "retryExpression is not supported yet (use the retry middleware)";
+            let refused = o.refuse(cx, "retryExpression", why).is_some();
+            o.finish(
+                cx,
+                &[
+                    "maxRequestBodyBytes",
+                    "memRequestBodyBytes",
+                    "maxResponseBodyBytes",
+                    "memResponseBodyBytes",
+                    "retryExpression",
+                ],
+            );
+            if refused {
+                return Some((None, Vec::new(), Some(why.to_owned())));
+            }
+            Middleware::Buffering(Arc::new(crate::middleware::buffering::Buffering {
+                max_request_body_bytes: sizes[0],
+                max_response_body_bytes: sizes[2],
             }))
         }
         "inFlightReq" => {

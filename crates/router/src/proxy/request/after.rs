@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use super::super::body::{Body, Encoded};
 use super::super::state::State;
 use super::upstream::{self, Head, SendBody, SendCx};
+use crate::middleware::buffering::Buffering;
 use crate::middleware::compress::{Compress, Encoder, Encoding};
 use crate::middleware::errors::{Errors, Original};
 use crate::middleware::After;
@@ -43,6 +44,7 @@ pub async fn run(
                 }
             }
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
+            After::Buffer(b) => resp = buffer(b, resp).await,
             // The status the breaker saw, and the time to the response's head (oxy measures
             // to the end of the body; a streamed body's end is not waited for here).
             After::Breaker(cb, started) => cb.record(
@@ -172,4 +174,43 @@ async fn error_page(
     };
     *r.status_mut() = status;
     r
+}
+
+/// `buffering`'s response side: the body read whole; over the limit, 500.
+async fn buffer(b: &Buffering, resp: Response<Body>) -> Response<Body> {
+    let too_large = || {
+        let mut r = Response::new(Body::own("Internal Server Error"));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    };
+    let (mut parts, mut body) = resp.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| b.response_too_large(n)) {
+        return too_large();
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(_)) => {
+                let mut r = Response::new(Body::own("502 Bad Gateway\n"));
+                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                return r;
+            }
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    buf.extend_from_slice(&d);
+                    if b.response_too_large(buf.len() as u64) {
+                        return too_large();
+                    }
+                }
+            }
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::own(buf.freeze()))
 }

@@ -101,14 +101,18 @@ pub async fn handle(
                     registry: &shared.registry,
                     in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                 };
-                let head = upstream::Head::of(parts);
-                let (result, server) = match &done.retry {
-                    None => {
-                        let body = upstream::SendBody::of(body);
+                let mut head = upstream::Head::of(parts);
+                let body = match &done.buffering {
+                    None => Ok(upstream::SendBody::of(body)),
+                    Some(b) => upstream::read_whole(&mut head, body, b).await,
+                };
+                let (result, server) = match (body, &done.retry) {
+                    (Err(e), _) => (Err(e), None),
+                    (Ok(body), None) => {
                         let service = target.service.as_deref();
                         upstream::send(&cx, service, head, body, host.as_ref()).await
                     }
-                    Some(r) => {
+                    (Ok(body), Some(r)) => {
                         upstream::send_retrying(&cx, &target, r, head, body, host.as_ref()).await
                     }
                 };
@@ -201,6 +205,7 @@ struct Filtered {
     no_forwarded_for: bool,
     held: Vec<crate::middleware::Slot>,
     retry: Option<Arc<crate::middleware::retry::Retry>>,
+    buffering: Option<Arc<crate::middleware::buffering::Buffering>>,
 }
 
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
@@ -288,6 +293,7 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
             no_forwarded_for: req.no_forwarded_for,
             held: std::mem::take(&mut req.held),
             retry: req.retry.take(),
+            buffering: req.buffering.take(),
         }),
     }
 }

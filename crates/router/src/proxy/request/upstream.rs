@@ -251,14 +251,19 @@ pub async fn send_retrying(
     target: &Target,
     retry: &Retry,
     head: Head,
-    body: Incoming,
+    body: SendBody,
     original_host: Option<&HeaderValue>,
 ) -> (
     Result<Response<PooledBody>, ProxyError>,
     Option<Arc<Server>>,
 ) {
     let started = std::time::Instant::now();
-    let (body, status_retries) = match keep(body, retry.max_request_body_bytes).await {
+    let kept = match body {
+        SendBody::Again(b) => Kept::Whole(b),
+        SendBody::Once(UpstreamBody::Stream(b)) => keep(b, retry.max_request_body_bytes).await,
+        SendBody::Once(b) => Kept::TooLong(b),
+    };
+    let (body, status_retries) = match kept {
         Kept::Whole(b) => (b, retry.retries_status(&head.method)),
         Kept::TooLong(b) => {
             let service = target.service.as_deref();
@@ -297,6 +302,38 @@ pub async fn send_retrying(
         }
         attempt += 1;
         tokio::time::sleep(backoff.next(random())).await;
+    }
+}
+
+/// `buffering`'s request side: the body read whole, sent with its Content-Length; over
+/// `maxRequestBodyBytes` (by its Content-Length, before reading, or as read), 413.
+pub async fn read_whole(
+    head: &mut Head,
+    body: Incoming,
+    b: &crate::middleware::buffering::Buffering,
+) -> Result<SendBody, ProxyError> {
+    let declared = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| b.request_too_large(n)) {
+        return Err(ProxyError::RequestTooLarge);
+    }
+    let limit = if b.max_request_body_bytes == 0 {
+        -1
+    } else {
+        b.max_request_body_bytes.min(i64::MAX as u64) as i64
+    };
+    match keep(body, limit).await {
+        Kept::Whole(bytes) => {
+            head.headers.remove(header::TRANSFER_ENCODING);
+            head.headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Ok(SendBody::Again(bytes))
+        }
+        Kept::TooLong(_) => Err(ProxyError::RequestTooLarge),
+        Kept::Failed => Err(ProxyError::BadRequestBody),
     }
 }
 
