@@ -498,7 +498,9 @@ async fn without_a_baseline_and_no_main_router_the_check_says_so() {
 /// runs at once. Counts the failed verdicts (false positives) over real traffic; none may trip.
 /// Windows do not overlap (window = interval), so verdicts are independent and three failures in
 /// a row at a rate of a few in a thousand do not happen by chance; overlapping windows repeat
-/// one unlucky stretch of traffic in consecutive verdicts (see README, Assumptions).
+/// one unlucky stretch of traffic in consecutive verdicts (see README, Assumptions). Windows of
+/// 2 s: on 2 cores the debug router, its clients and backends share, one hundred routers get
+/// about 20 requests a second each, below minSamples in 1 s windows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_identical_pairs_never_trip() {
     const N: usize = 50;
@@ -511,7 +513,7 @@ async fn fifty_identical_pairs_never_trip() {
     }
     y += &format!("  services:\n    main: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n    beta: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n  comparisons:\n", main.url(), beta.url());
     for i in 0..N {
-        y += &format!("    c{i}: {{beta: b{i}, interval: 1s, window: 1s, minSamples: 25, failureThreshold: 3}}\n");
+        y += &format!("    c{i}: {{beta: b{i}, interval: 2s, window: 2s, minSamples: 25, failureThreshold: 3}}\n");
     }
     let r = Router::start(&y);
     let hosts: Vec<String> = (0..N).map(|i| format!("h{i}.example.com")).collect();
@@ -519,7 +521,7 @@ async fn fifty_identical_pairs_never_trip() {
     const BETA: Headers = &[("x-rikstv-beta", "true")];
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load_mix(&r, 24, &hosts, &[BETA, &[]], stop.clone());
-    tokio::time::sleep(Duration::from_secs(13)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         assert_eq!(c.await.unwrap(), 0);
@@ -548,7 +550,7 @@ async fn fifty_identical_pairs_never_trip() {
     }
     eprintln!("fifty identical pairs: {verdicts} verdicts, {judged} pass or marginal, {fails} fail, longest run of fails {longest}");
     assert!(
-        judged >= N * 6,
+        judged >= N * 5,
         "too few conclusive verdicts: {judged} of {verdicts}"
     );
     assert!(
