@@ -1304,3 +1304,105 @@ http:
     let (status, body) = get(r.web, "api.example.com", "/big", &[]).await;
     assert_eq!((status, body.as_str()), (500, "Internal Server Error"));
 }
+
+/// `contentType`: Traefik's four cases (`cases/contentType.json`) over the wire, and Go's
+/// guesses for a few bodies: without the middleware no Content-Type is made up; with it, a
+/// response without one gets Go's `DetectContentType` of its first bytes.
+#[tokio::test]
+async fn content_type_over_the_wire() {
+    let (url, _) = scripted(|req, _| match req.uri.path() {
+        "/json" => Reply::new(200, &[("content-type", "application/json")], &[b"Test"]),
+        "/html" => Reply::new(
+            200,
+            &[],
+            &[b"  <!DOCTYPE html><html>", b"<body>hi</body></html>"],
+        ),
+        "/png" => Reply::new(200, &[], &[b"\x89PNG\x0D\x0A\x1A\x0A\x00\x00"]),
+        "/empty" => Reply::new(200, &[], &[]),
+        _ => Reply::new(200, &[], &[b"Test"]),
+    })
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    plain:
+      rule: "Host(`plain.example.com`)"
+      service: app
+    sniffed:
+      rule: "Host(`sniffed.example.com`)"
+      service: app
+      middlewares: [guess]
+  middlewares:
+    guess:
+      contentType: {{}}
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/middleware/cases/contentType.json"
+    );
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let c = client();
+    let content_type = |host: &'static str, path: &'static str| {
+        let c = c.clone();
+        let web = r.web;
+        async move {
+            let resp = c
+                .request(
+                    hyper::Request::get(format!("http://{web}{path}"))
+                        .header("host", host)
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            resp.headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    let mut ran = 0;
+    for case in cases["cases"].as_array().unwrap() {
+        let host = if case["config"].is_null() {
+            "plain.example.com"
+        } else {
+            "sniffed.example.com"
+        };
+        let path = if case["next"]["headers"]["Content-Type"].is_string() {
+            "/json"
+        } else {
+            "/"
+        };
+        let want = case["expect"]["response_headers"]["Content-Type"]
+            .as_str()
+            .map(str::to_owned);
+        assert_eq!(
+            content_type(host, path).await,
+            want,
+            "{} {host}{path}",
+            case["name"]
+        );
+        ran += 1;
+    }
+    assert_eq!(ran, 4);
+    let s = "sniffed.example.com";
+    assert_eq!(
+        content_type(s, "/html").await.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(content_type(s, "/png").await.as_deref(), Some("image/png"));
+    assert_eq!(content_type(s, "/empty").await, None, "no body, no guess");
+    assert_eq!(content_type("plain.example.com", "/png").await, None);
+    // The body is still whole after the look ahead.
+    assert_eq!(
+        get(r.web, s, "/html", &[]).await,
+        (200, "  <!DOCTYPE html><html><body>hi</body></html>".into())
+    );
+}

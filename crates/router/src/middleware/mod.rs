@@ -14,6 +14,7 @@ pub mod buffering;
 pub mod circuit_breaker;
 pub mod codes;
 pub mod compress;
+pub mod content_type;
 pub mod digest_auth;
 pub mod errors;
 mod forward_auth;
@@ -72,6 +73,8 @@ pub enum Middleware {
     CircuitBreaker(std::sync::Arc<circuit_breaker::CircuitBreaker>),
     Errors(std::sync::Arc<errors::Errors>),
     Buffering(std::sync::Arc<buffering::Buffering>),
+    /// `contentType`: whether it detects (`autoDetect: false` does nothing, as in Traefik).
+    ContentType(bool),
 }
 
 impl Middleware {
@@ -128,6 +131,12 @@ impl Middleware {
                 req.after.push(After::Buffer(b.clone()));
                 Flow::Next
             }
+            Middleware::ContentType(detect) => {
+                if *detect {
+                    req.after.push(After::Sniff);
+                }
+                Flow::Next
+            }
             Middleware::Compress(c) => {
                 if let Some(e) = c.choose(&req.parts.method, &req.parts.headers) {
                     req.after.push(After::Compress(c.clone(), e));
@@ -153,6 +162,8 @@ pub enum After {
     Cookies(std::collections::HashSet<String>, Vec<HeaderValue>),
     /// `compress` chose this encoding for the request; the proxy compresses the body.
     Compress(std::sync::Arc<compress::Compress>, compress::Encoding),
+    /// `contentType`: a response without a Content-Type gets Go's guess.
+    Sniff,
     /// `buffering`: the response is read whole, within its limit.
     Buffer(std::sync::Arc<buffering::Buffering>),
     /// `errors`: the request as the page request needs it.
@@ -176,7 +187,11 @@ impl After {
         match self {
             After::Headers(h, seen) => h.on_response(seen, headers),
             After::Cookies(names, auth) => forward_auth::merge_cookies(names, auth, headers),
-            After::Compress(..) | After::Breaker(..) | After::Errors(..) | After::Buffer(_) => {}
+            After::Compress(..)
+            | After::Breaker(..)
+            | After::Errors(..)
+            | After::Buffer(_)
+            | After::Sniff => {}
         }
     }
 }

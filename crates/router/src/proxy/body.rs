@@ -16,6 +16,8 @@ pub enum Body {
     Backend(PooledBody),
     Own(Full<Bytes>),
     Encoded(Box<Encoded>),
+    /// Bytes read ahead (to decide on the head), then the rest.
+    Prefixed(Option<Bytes>, Box<Body>),
 }
 
 impl Body {
@@ -30,6 +32,7 @@ impl Body {
             Body::Backend(b) => b.hold(thing),
             Body::Own(_) => {}
             Body::Encoded(e) => e.inner.hold(thing),
+            Body::Prefixed(_, b) => b.hold(thing),
         }
     }
 }
@@ -46,6 +49,10 @@ impl HttpBody for Body {
             Body::Backend(b) => Pin::new(b).poll_frame(cx),
             Body::Own(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             Body::Encoded(e) => Pin::new(&mut **e).poll_frame(cx),
+            Body::Prefixed(first, rest) => match first.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => Pin::new(&mut **rest).poll_frame(cx),
+            },
         }
     }
 
@@ -54,6 +61,7 @@ impl HttpBody for Body {
             Body::Backend(b) => b.is_end_stream(),
             Body::Own(b) => b.is_end_stream(),
             Body::Encoded(e) => e.done,
+            Body::Prefixed(first, rest) => first.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -62,6 +70,16 @@ impl HttpBody for Body {
             Body::Backend(b) => b.size_hint(),
             Body::Own(b) => b.size_hint(),
             Body::Encoded(_) => SizeHint::default(),
+            Body::Prefixed(first, rest) => {
+                let extra = first.as_ref().map_or(0, |f| f.len() as u64);
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + extra);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + extra);
+                }
+                out
+            }
         }
     }
 }

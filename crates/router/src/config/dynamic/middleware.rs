@@ -61,6 +61,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "chain",
     "circuitBreaker",
     "compress",
+    "contentType",
     "digestAuth",
     "errors",
     "forwardAuth",
@@ -708,6 +709,18 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 max_response_body_bytes: sizes[2],
             }))
         }
+        "contentType" => {
+            let auto = o.boolean(cx, "autoDetect");
+            if auto.is_some() {
+                cx.warn(
+                    o.at_key("autoDetect"),
+                    format!("{what}: autoDetect is deprecated (Traefik v3): remove it, the middleware alone turns detection on"),
+                );
+            }
+            o.finish(cx, &["autoDetect"]);
+            // `autoDetect: false`: Traefik builds no middleware at all; this one does nothing.
+            Middleware::ContentType(auto != Some(false))
+        }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);
             let amount_at = o.at_key("amount");
@@ -860,4 +873,22 @@ fn source_criterion(cx: &mut Cx, mut c: Obj, what: &str) -> Option<Source> {
         (None, None, false) => {}
     }
     None
+}
+
+#[cfg(test)]
+mod kinds {
+    use super::*;
+
+    #[test]
+    fn each_kind_once_and_every_implemented_one_is_a_kind() {
+        for list in [MIDDLEWARE_KINDS, IMPLEMENTED] {
+            let mut seen = std::collections::BTreeSet::new();
+            for k in list {
+                assert!(seen.insert(k), "{k} twice");
+            }
+        }
+        for k in IMPLEMENTED {
+            assert!(MIDDLEWARE_KINDS.contains(k), "{k} is no Traefik kind");
+        }
+    }
 }

@@ -45,6 +45,7 @@ pub async fn run(
             }
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
             After::Buffer(b) => resp = buffer(b, resp).await,
+            After::Sniff => resp = sniff(resp).await,
             // The status the breaker saw, and the time to the response's head (oxy measures
             // to the end of the body; a streamed body's end is not waited for here).
             After::Breaker(cb, started) => cb.record(
@@ -213,4 +214,41 @@ async fn buffer(b: &Buffering, resp: Response<Body>) -> Response<Body> {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::own(buf.freeze()))
+}
+
+/// `contentType`: a response with a body and no Content-Type gets Go's guess from its first
+/// bytes (up to 512, or what came in the first 100 ms).
+async fn sniff(resp: Response<Body>) -> Response<Body> {
+    let status = resp.status();
+    if resp.headers().contains_key(header::CONTENT_TYPE)
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return resp;
+    }
+    let (mut parts, mut body) = resp.into_parts();
+    let (first, ended) =
+        match hold_back(&mut body, crate::middleware::content_type::SNIFF_LEN).await {
+            Held::Enough(b) => (b, false),
+            Held::Ended(b) => (b, true),
+            Held::Failed => {
+                let mut r = Response::new(Body::own("502 Bad Gateway\n"));
+                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                return r;
+            }
+        };
+    // Go guesses only from a first write with bytes in it.
+    if !first.is_empty() {
+        let t = crate::middleware::content_type::detect(&first);
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+    }
+    let body = if ended {
+        Body::own(first)
+    } else {
+        Body::Prefixed(Some(first), Box::new(body))
+    };
+    Response::from_parts(parts, body)
 }
