@@ -1406,3 +1406,68 @@ http:
         (200, "  <!DOCTYPE html><html><body>hi</body></html>".into())
     );
 }
+
+/// Traefik's `@internal` services behind routers: the common http-to-https router on
+/// `noop@internal`, `ping@internal` and `prometheus@internal` answered by betaroute itself;
+/// `api@internal` refused by name (503, and `check` says why).
+#[tokio::test]
+async fn internal_services_behind_routers() {
+    let dynamic = r#"
+http:
+  routers:
+    to-https:
+      rule: "HostRegexp(`.+`)"
+      priority: 1
+      service: noop@internal
+      middlewares: [redirect]
+    teapot:
+      rule: "Host(`noop.example.com`)"
+      service: noop@internal
+    ping:
+      rule: "Host(`ping.example.com`)"
+      service: ping@internal
+    metrics:
+      rule: "Host(`metrics.example.com`)"
+      service: prometheus@internal
+      middlewares: [guard]
+    dashboard:
+      rule: "Host(`traefik.example.com`)"
+      service: api@internal
+  middlewares:
+    redirect:
+      redirectScheme: {scheme: https, permanent: true}
+    guard:
+      ipAllowList: {sourceRange: ["127.0.0.1/32"]}
+"#;
+    let r = Router::start(dynamic);
+    let c = client();
+    let (status, _) = request(
+        &c,
+        r.web,
+        "GET",
+        "www.example.com",
+        "/a",
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 301, "{}", r.stderr());
+    assert_eq!(
+        get(r.web, "noop.example.com", "/", &[]).await,
+        (418, String::new())
+    );
+    assert_eq!(
+        get(r.web, "ping.example.com", "/", &[]).await,
+        (200, "OK".into())
+    );
+    let (status, body) = get(r.web, "metrics.example.com", "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("betaroute_requests_total"), "{body}");
+    let (status, _) = get(r.web, "traefik.example.com", "/", &[]).await;
+    assert_eq!(status, 503);
+    assert!(
+        r.stderr().contains("service api@internal is one of Traefik's internal services betaroute does not serve behind a router"),
+        "{}",
+        r.stderr()
+    );
+}

@@ -44,3 +44,28 @@ pub fn file_kind(path: &Path) -> Result<FileKind, ConfigErrors> {
         FileKind::Dynamic
     })
 }
+
+/// Traefik's `@internal` services betaroute answers itself, behind a router as Traefik does.
+/// `api@internal` and `dashboard@internal` are refused: betaroute's API and dashboard are on its
+/// admin address, where changes need the admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internal {
+    /// `noop@internal`: 418, nothing else (for routers whose middleware answers, a redirect).
+    Noop,
+    /// `ping@internal`: 200 `OK`.
+    Ping,
+    /// `prometheus@internal`: the admin address's `/metrics`.
+    Prometheus,
+}
+
+impl Internal {
+    /// The internal service a qualified service name names.
+    pub fn of(service: &str) -> Option<Internal> {
+        match service {
+            "noop@internal" => Some(Internal::Noop),
+            "ping@internal" => Some(Internal::Ping),
+            "prometheus@internal" => Some(Internal::Prometheus),
+            _ => None,
+        }
+    }
+}

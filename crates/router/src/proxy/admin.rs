@@ -58,6 +58,18 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+pub const METRICS_TYPE: &str = "text/plain; version=0.0.4";
+
+/// The Prometheus text of `/metrics` (also `prometheus@internal` behind a router).
+pub fn metrics(shared: &Shared, state: &super::state::State) -> String {
+    let beta_config = state.config.beta_switch.as_ref();
+    let mut m = shared
+        .registry
+        .render(&state.servers(), shared.beta.enabled(beta_config));
+    super::judge::render(&mut m, &state.comparisons);
+    m
+}
+
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -75,15 +87,8 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let state = shared.state.load_full();
     let path = req.uri().path().to_owned();
-    let beta_config = state.config.beta_switch.as_ref();
     Ok(match path.as_str() {
-        "/metrics" => {
-            let mut m = shared
-                .registry
-                .render(&state.servers(), shared.beta.enabled(beta_config));
-            super::judge::render(&mut m, &state.comparisons);
-            reply(StatusCode::OK, "text/plain; version=0.0.4", m)
-        }
+        "/metrics" => reply(StatusCode::OK, METRICS_TYPE, metrics(&shared, &state)),
         "/dashboard" | "/dashboard/" => page("text/html; charset=utf-8", DASHBOARD_HTML),
         "/dashboard.js" => page("text/javascript; charset=utf-8", DASHBOARD_JS),
         // Browsers ask for it with every page: no icon, and no 404 in their console.

@@ -26,6 +26,8 @@ pub struct Target {
     pub comparisons: Vec<(Arc<Comparison>, Side)>,
     /// The router's middlewares, in order (empty: the phase costs nothing).
     pub chain: Vec<Arc<crate::middleware::Middleware>>,
+    /// One of Traefik's `@internal` services betaroute answers itself.
+    pub internal: Option<crate::config::Internal>,
 }
 
 #[derive(Debug)]
@@ -91,9 +93,10 @@ impl State {
                         .is_none_or(|eps| eps.iter().any(|e| e == ep))
                 })
                 .filter_map(|r| {
-                    let service = match &r.refused {
-                        Some(_) => None,
-                        None => Some(services.get(&r.service)?.clone()),
+                    let internal = crate::config::Internal::of(&r.service);
+                    let service = match (&r.refused, internal) {
+                        (Some(_), _) | (None, Some(_)) => None,
+                        (None, None) => Some(services.get(&r.service)?.clone()),
                     };
                     let target = Arc::new(Target {
                         router: r.name.clone(),
@@ -103,6 +106,7 @@ impl State {
                         metrics: registry.route(ep, &r.name, &r.service),
                         comparisons: sides(&r.name, &r.service),
                         chain: r.chain.clone(),
+                        internal,
                     });
                     Some(Router::new(&r.name, r.rule.clone(), r.priority, target))
                 })

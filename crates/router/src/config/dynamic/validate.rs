@@ -351,9 +351,12 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
                 }
                 q
             }
+            Found::Internal if crate::config::Internal::of(&qualify(&s.name, here)).is_some() => {
+                qualify(&s.name, here)
+            }
             other => {
                 let why = match other {
-                    Found::Internal => format!("router {qname}: service {} is one of Traefik's internal services, not provided by betaroute", s.name),
+                    Found::Internal => format!("router {qname}: service {} is one of Traefik's internal services betaroute does not serve behind a router (it serves noop@internal, ping@internal and prometheus@internal; its API and dashboard are on the admin address)", s.name),
                     Found::NoProvider(p) => format!("router {qname}: service {} is from provider {p:?}, which is not running", s.name),
                     _ => format!("router {qname}: service {} does not exist", s.name),
                 };

@@ -101,6 +101,23 @@ pub async fn handle(
                     registry: &shared.registry,
                     in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                 };
+                if let Some(internal) = target.internal {
+                    let answer = internal_answer(&shared, &state, internal, &parts.method);
+                    let cx = upstream::SendCx {
+                        timeout: shared.response_header_timeout,
+                        pool: &pool,
+                        budget: &shared.retry_budget,
+                        registry: &shared.registry,
+                        in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                    };
+                    let acx = after::Cx {
+                        state: &state,
+                        send: &cx,
+                    };
+                    let resp = after::run(&acx, &done.after, answer, false).await;
+                    log(&shared, &state, &ep, &peer, &ctx, resp.status().as_u16());
+                    return Ok(resp);
+                }
                 let mut head = upstream::Head::of(parts);
                 let body = match &done.buffering {
                     None => Ok(upstream::SendBody::of(body)),
@@ -296,6 +313,41 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
             buffering: req.buffering.take(),
         }),
     }
+}
+
+/// The answer of one of Traefik's `@internal` services betaroute serves itself.
+fn internal_answer(
+    shared: &Shared,
+    state: &State,
+    internal: crate::config::Internal,
+    method: &Method,
+) -> Response<Body> {
+    use crate::config::Internal;
+    let (status, content_type, body) = match internal {
+        Internal::Noop => (StatusCode::IM_A_TEAPOT, None, String::new()),
+        Internal::Ping => (
+            StatusCode::OK,
+            Some("text/plain; charset=utf-8"),
+            "OK".to_owned(),
+        ),
+        Internal::Prometheus => (
+            StatusCode::OK,
+            Some(super::admin::METRICS_TYPE),
+            super::admin::metrics(shared, state),
+        ),
+    };
+    let body = if method == Method::HEAD {
+        String::new()
+    } else {
+        body
+    };
+    let mut r = Response::new(Body::own(body));
+    *r.status_mut() = status;
+    if let Some(t) = content_type {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+    }
+    r
 }
 
 /// Headers for the backend; returns the Host the client asked for (for passHostHeader).
