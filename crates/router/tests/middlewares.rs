@@ -1471,3 +1471,52 @@ http:
         r.stderr()
     );
 }
+
+/// `passHostHeader` as Traefik: true by default (the client's Host, or the one a `headers`
+/// middleware set); false sends the server's host; X-Forwarded-Host keeps the client's.
+#[tokio::test]
+async fn pass_host_header_as_traefik() {
+    let (url, seen) = scripted(|_, _| Reply::new(200, &[], &[b"ok"])).await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    passed:
+      rule: "Host(`a.example.com`)"
+      service: passing
+    rewritten:
+      rule: "Host(`b.example.com`)"
+      service: passing
+      middlewares: [internal-host]
+    own:
+      rule: "Host(`c.example.com`)"
+      service: own-host
+      middlewares: [internal-host]
+  middlewares:
+    internal-host:
+      headers:
+        customRequestHeaders: {{Host: "internal.example.com"}}
+  services:
+    passing:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+    own-host:
+      loadBalancer:
+        passHostHeader: false
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    for (host, want) in [
+        ("a.example.com", "a.example.com"),
+        ("b.example.com", "internal.example.com"),
+        ("c.example.com", authority.as_str()),
+    ] {
+        assert_eq!(get(r.web, host, "/", &[]).await.0, 200, "{}", r.stderr());
+        let s = seen.lock().unwrap();
+        let h = &s.last().unwrap().headers;
+        assert_eq!(h["host"], want, "{host}");
+        assert_eq!(h["x-forwarded-host"], host, "{host}");
+    }
+}

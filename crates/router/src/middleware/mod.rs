@@ -30,6 +30,8 @@ pub mod retry;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_forward_auth;
+#[cfg(test)]
 mod tests_transcribed;
 
 use std::net::IpAddr;

@@ -89,8 +89,18 @@ pub async fn handle(
                 };
                 after::run(&acx, &after, answer, true).await
             }
-            Filter::Forward(done) => {
-                let host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
+            Filter::Forward(mut done) => {
+                let set_host = done.host.take().map(|(new, client)| {
+                    // X-Forwarded-Host is the client's, as Traefik's entry point sets it.
+                    if let Some(c) = client {
+                        parts.headers.insert(header::HOST, c);
+                    }
+                    new
+                });
+                let mut host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
+                if set_host.is_some() {
+                    host = set_host;
+                }
                 if done.no_forwarded_for {
                     parts.headers.remove("x-forwarded-for");
                 }
@@ -223,6 +233,9 @@ struct Filtered {
     held: Vec<crate::middleware::Slot>,
     retry: Option<Arc<crate::middleware::retry::Retry>>,
     buffering: Option<Arc<crate::middleware::buffering::Buffering>>,
+    /// The Host a middleware set (`headers`' `customRequestHeaders: {Host: ...}`, Go's
+    /// `req.Host`): what `passHostHeader` passes. X-Forwarded-Host keeps the client's.
+    host: Option<(HeaderValue, Option<HeaderValue>)>,
 }
 
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
@@ -311,6 +324,10 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
             held: std::mem::take(&mut req.held),
             retry: req.retry.take(),
             buffering: req.buffering.take(),
+            host: (req.host != host)
+                .then(|| HeaderValue::from_str(&req.host).ok())
+                .flatten()
+                .map(|new| (new, HeaderValue::from_str(&host).ok())),
         }),
     }
 }

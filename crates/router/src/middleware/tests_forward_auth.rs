@@ -1,0 +1,2 @@
+//! Traefik's response-side forwardAuth cases (`cases/forwardAuth.json`) run against the pure
+//! logic.
