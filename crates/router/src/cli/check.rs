@@ -100,13 +100,24 @@ fn plan(routing: &betaroute_router::config::RoutingConfig) -> String {
             r.rule.text(),
             r.service
         );
+        // The kinds a router uses: those it names, and inside its chains those it runs.
+        let mut used = std::collections::BTreeSet::new();
         for m in &r.middlewares {
             if let Some(kind) = routing.middlewares.get(m) {
-                let e = kinds
-                    .entry(kind.as_str())
-                    .or_insert((0, implemented.contains(&kind.as_str())));
-                e.0 += 1;
+                used.insert(kind.as_str());
             }
+        }
+        for m in &r.chain {
+            // `ipWhiteList` runs as its v3 name; the file's name is the one to report.
+            if !(m.kind() == "ipAllowList" && used.contains("ipWhiteList")) {
+                used.insert(m.kind());
+            }
+        }
+        for kind in used {
+            let e = kinds
+                .entry(kind)
+                .or_insert((0, implemented.contains(&kind)));
+            e.0 += 1;
         }
     }
     if !kinds.is_empty() {

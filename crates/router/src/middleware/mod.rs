@@ -80,6 +80,31 @@ pub enum Middleware {
 }
 
 impl Middleware {
+    /// Traefik's kind (`ipWhiteList` reads as `ipAllowList`, its v3 name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Middleware::StripPrefix(_) => "stripPrefix",
+            Middleware::StripPrefixRegex(_) => "stripPrefixRegex",
+            Middleware::AddPrefix(_) => "addPrefix",
+            Middleware::ReplacePath(_) => "replacePath",
+            Middleware::ReplacePathRegex(_) => "replacePathRegex",
+            Middleware::Redirect(r) => r.kind(),
+            Middleware::Headers(_) => "headers",
+            Middleware::BasicAuth(_) => "basicAuth",
+            Middleware::DigestAuth(_) => "digestAuth",
+            Middleware::IpAllowList(_) => "ipAllowList",
+            Middleware::RateLimit(_) => "rateLimit",
+            Middleware::InFlight(_) => "inFlightReq",
+            Middleware::ForwardAuth(_) => "forwardAuth",
+            Middleware::Compress(_) => "compress",
+            Middleware::Retry(_) => "retry",
+            Middleware::CircuitBreaker(_) => "circuitBreaker",
+            Middleware::Errors(_) => "errors",
+            Middleware::Buffering(_) => "buffering",
+            Middleware::ContentType(_) => "contentType",
+        }
+    }
+
     pub fn apply(&self, req: &mut Req) -> Flow {
         match self {
             Middleware::StripPrefix(m) => m.apply(req),

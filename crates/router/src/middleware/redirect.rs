@@ -20,6 +20,17 @@ pub struct Redirect {
     scheme_mode: bool,
 }
 
+impl Redirect {
+    /// `redirectScheme` or `redirectRegex`.
+    pub fn kind(&self) -> &'static str {
+        if self.scheme_mode {
+            "redirectScheme"
+        } else {
+            "redirectRegex"
+        }
+    }
+}
+
 /// Traefik's `uriRegexp`: an absolute-form request target.
 fn absolute_target(uri: &str) -> Option<(String, String, String, String)> {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
