@@ -1520,3 +1520,51 @@ http:
         assert_eq!(h["x-forwarded-host"], host, "{host}");
     }
 }
+
+/// `encodedCharacters`: an encoded slash refused with 400 by default, allowed by its option;
+/// other escapes pass.
+#[tokio::test]
+async fn encoded_characters_over_the_wire() {
+    let (url, seen) = scripted(|_, _| Reply::new(200, &[], &[b"ok"])).await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    strict:
+      rule: "Host(`strict.example.com`)"
+      service: app
+      middlewares: [strict]
+    slashes:
+      rule: "Host(`slashes.example.com`)"
+      service: app
+      middlewares: [slashes]
+  middlewares:
+    strict:
+      encodedCharacters: {{}}
+    slashes:
+      encodedCharacters: {{allowEncodedSlash: true}}
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "{url}"}}]
+"#
+    );
+    let r = Router::start(&dynamic);
+    assert_eq!(
+        get(r.web, "strict.example.com", "/a%2Fb", &[]).await,
+        (400, String::new())
+    );
+    assert_eq!(get(r.web, "strict.example.com", "/a%3bb", &[]).await.0, 400);
+    assert_eq!(get(r.web, "strict.example.com", "/a%20b", &[]).await.0, 200);
+    assert_eq!(
+        get(r.web, "slashes.example.com", "/a%2Fb", &[]).await.0,
+        200
+    );
+    assert_eq!(
+        get(r.web, "slashes.example.com", "/a%23b", &[]).await.0,
+        400
+    );
+    let s = seen.lock().unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[1].uri.path(), "/a%2Fb", "the path as it came");
+}

@@ -16,6 +16,7 @@ pub mod codes;
 pub mod compress;
 pub mod content_type;
 pub mod digest_auth;
+mod encoded_chars;
 pub mod errors;
 mod forward_auth;
 pub mod gourl;
@@ -33,6 +34,8 @@ mod tests;
 mod tests_forward_auth;
 #[cfg(test)]
 mod tests_transcribed;
+#[cfg(test)]
+mod tests_transcribed_more;
 
 use std::net::IpAddr;
 
@@ -43,6 +46,7 @@ use http::{HeaderMap, StatusCode};
 
 pub use basic_auth::BasicAuth;
 pub use digest_auth::DigestAuth;
+pub use encoded_chars::EncodedCharacters;
 pub use forward_auth::ForwardAuth;
 use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
@@ -77,6 +81,7 @@ pub enum Middleware {
     Buffering(std::sync::Arc<buffering::Buffering>),
     /// `contentType`: whether it detects (`autoDetect: false` does nothing, as in Traefik).
     ContentType(bool),
+    EncodedCharacters(EncodedCharacters),
 }
 
 impl Middleware {
@@ -102,6 +107,7 @@ impl Middleware {
             Middleware::Errors(_) => "errors",
             Middleware::Buffering(_) => "buffering",
             Middleware::ContentType(_) => "contentType",
+            Middleware::EncodedCharacters(_) => "encodedCharacters",
         }
     }
 
@@ -158,6 +164,7 @@ impl Middleware {
                 req.after.push(After::Buffer(b.clone()));
                 Flow::Next
             }
+            Middleware::EncodedCharacters(m) => m.apply(req),
             Middleware::ContentType(detect) => {
                 if *detect {
                     req.after.push(After::Sniff);

@@ -63,6 +63,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "compress",
     "contentType",
     "digestAuth",
+    "encodedCharacters",
     "errors",
     "forwardAuth",
     "headers",
@@ -720,6 +721,31 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
             o.finish(cx, &["autoDetect"]);
             // `autoDetect: false`: Traefik builds no middleware at all; this one does nothing.
             Middleware::ContentType(auto != Some(false))
+        }
+        "encodedCharacters" => {
+            let mut flag = |key: &str| o.boolean(cx, key).unwrap_or(false);
+            let m = crate::middleware::EncodedCharacters {
+                allow_slash: flag("allowEncodedSlash"),
+                allow_back_slash: flag("allowEncodedBackSlash"),
+                allow_null: flag("allowEncodedNullCharacter"),
+                allow_semicolon: flag("allowEncodedSemicolon"),
+                allow_percent: flag("allowEncodedPercent"),
+                allow_question_mark: flag("allowEncodedQuestionMark"),
+                allow_hash: flag("allowEncodedHash"),
+            };
+            o.finish(
+                cx,
+                &[
+                    "allowEncodedSlash",
+                    "allowEncodedBackSlash",
+                    "allowEncodedNullCharacter",
+                    "allowEncodedSemicolon",
+                    "allowEncodedPercent",
+                    "allowEncodedQuestionMark",
+                    "allowEncodedHash",
+                ],
+            );
+            Middleware::EncodedCharacters(m)
         }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);
