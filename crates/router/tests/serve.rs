@@ -651,3 +651,40 @@ async fn a_server_leaving_costs_no_failed_request() {
             .join("; ")
     );
 }
+
+/// A client that goes away before its answer is logged with Traefik's 499, so metrics and the
+/// judge count it.
+#[tokio::test]
+async fn a_client_gone_before_its_answer_is_logged_499() {
+    let slow = Backend::start("slow").await;
+    slow.slow_ms.store(900, std::sync::atomic::Ordering::SeqCst);
+    let r = Router::start(
+        &format!(
+            "http:\n  routers:\n    r: {{rule: \"PathPrefix(`/`)\", service: s}}\n  services:\n    s: {{loadBalancer: {{servers: [{{url: \"{}\"}}]}}}}\n",
+            slow.url()
+        ),
+    );
+    let web = r.web;
+    let gone = tokio::spawn(async move { get(web, "h", "/slow", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gone.abort();
+    let mut logged = false;
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(r.dir.join("access.log")).unwrap_or_default();
+        if log.contains("\"status\":499") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        logged,
+        "{:?}",
+        std::fs::read_to_string(r.dir.join("access.log"))
+    );
+    let m = r.admin_get("/metrics").await;
+    assert!(
+        m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"r@file\",service=\"s@file\",cohort=\"main\",code=\"4xx\"} 1"),
+        "{m}"
+    );
+}

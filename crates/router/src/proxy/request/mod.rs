@@ -72,95 +72,125 @@ pub async fn handle(
             forwarded_host: ctx.forwarded_host.as_deref(),
         },
     );
-    let resp = match ctx.target.clone() {
-        None => text(StatusCode::NOT_FOUND, "404 page not found\n"),
-        Some(target) => match filter(&ctx, &peer, &target, &mut parts).await {
-            Filter::Answer(answer, after) => {
-                let cx = upstream::SendCx {
-                    timeout: shared.response_header_timeout,
-                    pool: &pool,
-                    budget: &shared.retry_budget,
-                    registry: &shared.registry,
-                    in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                };
-                let acx = after::Cx {
-                    state: &state,
-                    send: &cx,
-                };
-                after::run(&acx, &after, answer, true).await
-            }
-            Filter::Forward(mut done) => {
-                let set_host = done.host.take().map(|(new, client)| {
-                    // X-Forwarded-Host is the client's, as Traefik's entry point sets it.
-                    if let Some(c) = client {
-                        parts.headers.insert(header::HOST, c);
-                    }
-                    new
-                });
-                let mut host = prepare(&ctx, &peer, &mut parts, !target.chain.is_empty());
-                if set_host.is_some() {
-                    host = set_host;
-                }
-                if done.no_forwarded_for {
-                    parts.headers.remove("x-forwarded-for");
-                }
-                let cx = upstream::SendCx {
-                    timeout: shared.response_header_timeout,
-                    pool: &pool,
-                    budget: &shared.retry_budget,
-                    registry: &shared.registry,
-                    in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                };
-                if let Some(internal) = target.internal {
-                    let answer = internal_answer(&shared, &state, internal, &parts.method);
-                    let cx = upstream::SendCx {
-                        timeout: shared.response_header_timeout,
-                        pool: &pool,
-                        budget: &shared.retry_budget,
-                        registry: &shared.registry,
-                        in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                    };
-                    let acx = after::Cx {
-                        state: &state,
-                        send: &cx,
-                    };
-                    let resp = after::run(&acx, &done.after, answer, false).await;
-                    log(&shared, &state, &ep, &peer, &ctx, resp.status().as_u16());
-                    return Ok(resp);
-                }
-                let mut head = upstream::Head::of(parts);
-                let body = match &done.buffering {
-                    None => Ok(upstream::SendBody::of(body)),
-                    Some(b) => upstream::read_whole(&mut head, body, b).await,
-                };
-                let (result, server) = match (body, &done.retry) {
-                    (Err(e), _) => (Err(e), None),
-                    (Ok(body), None) => {
-                        let service = target.service.as_deref();
-                        upstream::send(&cx, service, head, body, host.as_ref()).await
-                    }
-                    (Ok(body), Some(r)) => {
-                        upstream::send_retrying(&cx, &target, r, head, body, host.as_ref()).await
-                    }
-                };
-                ctx.server = server;
-                let mut resp = respond(result);
-                // inFlightReq slots last as long as the backend's body streams.
-                for slot in done.held {
-                    resp.body_mut().hold(Box::new(slot));
-                }
-                let acx = after::Cx {
-                    state: &state,
-                    send: &cx,
-                };
-                let mut resp = after::run(&acx, &done.after, resp, false).await;
-                served_by(&ep, ctx.server.as_deref(), &mut resp);
-                resp
-            }
-        },
+    let Some(target) = ctx.target.clone() else {
+        log(&shared, &state, &ep, &peer, &ctx, 404);
+        return Ok(text(StatusCode::NOT_FOUND, "404 page not found\n"));
     };
+    // From here a client can go away before its answer: it is logged then, as Traefik does.
+    let mut pending = Unanswered {
+        shared: shared.clone(),
+        state: state.clone(),
+        ep: ep.clone(),
+        peer: peer.clone(),
+        ctx: Some(ctx),
+    };
+    let cx = upstream::SendCx {
+        timeout: shared.response_header_timeout,
+        pool: &pool,
+        budget: &shared.retry_budget,
+        registry: &shared.registry,
+        in_flight: shared.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    let acx = after::Cx {
+        state: &state,
+        send: &cx,
+    };
+    let ctx = pending.ctx.as_mut().expect("set above");
+    let resp = match filter(ctx, &peer, &target, &mut parts).await {
+        Filter::Answer(answer, after) => after::run(&acx, &after, answer, true).await,
+        Filter::Forward(done) => {
+            let mut resp = forward(&shared, &acx, ctx, &peer, &target, parts, body, done).await;
+            served_by(&ep, ctx.server.as_deref(), &mut resp);
+            resp
+        }
+    };
+    let ctx = pending.ctx.take().expect("set above");
     log(&shared, &state, &ep, &peer, &ctx, resp.status().as_u16());
     Ok(resp)
+}
+
+/// Traefik's status for a request whose client closed the connection before the answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A routed request not answered yet: dropped so (the client went away), it is logged as 499,
+/// so metrics and the judge count it (a slow beta whose clients give up must not look fast).
+struct Unanswered {
+    shared: Arc<Shared>,
+    state: Arc<State>,
+    ep: Arc<EntryPointCtx>,
+    peer: Arc<PeerIp>,
+    ctx: Option<Ctx>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            log(
+                &self.shared,
+                &self.state,
+                &self.ep,
+                &self.peer,
+                &ctx,
+                CLIENT_CLOSED_REQUEST,
+            );
+        }
+    }
+}
+
+/// Prepare, send and respond: the request forwarded (or answered by an `@internal` service),
+/// then the response sides of the chain.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    shared: &Shared,
+    acx: &after::Cx<'_>,
+    ctx: &mut Ctx,
+    peer: &PeerIp,
+    target: &Target,
+    mut parts: Parts,
+    body: Incoming,
+    mut done: Filtered,
+) -> Response<Body> {
+    let set_host = done.host.take().map(|(new, client)| {
+        // X-Forwarded-Host is the client's, as Traefik's entry point sets it.
+        if let Some(c) = client {
+            parts.headers.insert(header::HOST, c);
+        }
+        new
+    });
+    let mut host = prepare(ctx, peer, &mut parts, !target.chain.is_empty());
+    if set_host.is_some() {
+        host = set_host;
+    }
+    if done.no_forwarded_for {
+        parts.headers.remove("x-forwarded-for");
+    }
+    if let Some(internal) = target.internal {
+        let answer = internal_answer(shared, acx.state, internal, &parts.method);
+        return after::run(acx, &done.after, answer, false).await;
+    }
+    let cx = acx.send;
+    let mut head = upstream::Head::of(parts);
+    let body = match &done.buffering {
+        None => Ok(upstream::SendBody::of(body)),
+        Some(b) => upstream::read_whole(&mut head, body, b).await,
+    };
+    let (result, server) = match (body, &done.retry) {
+        (Err(e), _) => (Err(e), None),
+        (Ok(body), None) => {
+            let service = target.service.as_deref();
+            upstream::send(cx, service, head, body, host.as_ref()).await
+        }
+        (Ok(body), Some(r)) => {
+            upstream::send_retrying(cx, target, r, head, body, host.as_ref()).await
+        }
+    };
+    ctx.server = server;
+    let mut resp = respond(result);
+    // inFlightReq slots last as long as the backend's body streams.
+    for slot in done.held {
+        resp.body_mut().hold(Box::new(slot));
+    }
+    after::run(acx, &done.after, resp, false).await
 }
 
 /// Admission: routing-header trust, then the cohort and the host to route on.
