@@ -91,6 +91,11 @@ impl ForwardAuth {
         };
         let mut h = req.parts.headers.clone();
         h.remove(http::header::HOST);
+        // The auth request carries no body (forwardBody is refused), and Go's Request.Write
+        // never writes these from the header map: a client's Content-Length must not announce
+        // a body the auth server would wait for.
+        h.remove(http::header::CONTENT_LENGTH);
+        h.remove(http::header::TRAILER);
         let listed: Vec<String> = h
             .get_all(http::header::CONNECTION)
             .iter()

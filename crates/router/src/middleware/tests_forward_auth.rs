@@ -46,12 +46,7 @@ const SKIPPED: &[(&str, &str)] = &[
 
 /// Real divergences from Traefik, left unfixed for the engineer to decide: each must still
 /// differ (checked below), so the list stays honest.
-const KNOWN: &[(&str, &str)] = &[(
-    "TestForwardAuthNotForwardBody",
-    "the auth request keeps the client's Content-Length (15) while carrying no body; Go's \
-     Request.Write never sends a Content-Length header from the map (the auth GET has none), \
-     hyper sends a user-set Content-Length as is",
-)];
+const KNOWN: &[(&str, &str)] = &[];
 
 /// The writeHeader tables run in `forward_auth.rs`'s own tests (auth request headers).
 fn run_elsewhere(name: &str) -> bool {
