@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::predicate::{self, Function, Lit, Returns};
+
 /// A function of the metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Func {
@@ -31,335 +33,61 @@ pub enum Func {
     RequestThreshold,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
+/// The expression: oxy's predicate language over [`Func`].
+pub type Expr = predicate::Expr<Func>;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Lit {
-    Int(i64),
-    Float(f64),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
-    Cmp(Func, Op, Lit),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Int(String),
-    Float(String),
-    Punct(&'static str),
-}
-
-fn tokens(s: &str) -> Result<Vec<Tok>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
+impl Function for Func {
+    fn call(name: &str, args: &[Lit]) -> Result<(Func, Returns), String> {
+        let ints = |n: usize| -> Result<Vec<u16>, String> {
+            if args.len() != n {
+                return Err(format!("{name}: takes {n} arguments, got {}", args.len()));
             }
-            out.push(Tok::Ident(s[start..i].to_owned()));
-        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
-            let start = i;
-            let mut float = false;
-            while i < b.len() {
-                match b[i] {
-                    b'0'..=b'9' | b'_' | b'x' | b'X' | b'o' | b'O' | b'a'..=b'd' | b'f' => i += 1,
-                    b'A'..=b'D' | b'F' => i += 1,
-                    b'.' => {
-                        float = true;
-                        i += 1;
+            args.iter()
+                .map(|a| match a {
+                    Lit::Int(i) => {
+                        u16::try_from(*i).map_err(|_| format!("{name}: {i} is not a status code"))
                     }
-                    b'e' | b'E' | b'p' | b'P' => {
-                        float = true;
-                        i += 1;
-                        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-                            i += 1;
-                        }
+                    Lit::Float(_) => {
+                        Err(format!("{name}: reflect: Call using float64 as type int"))
                     }
-                    _ => break,
-                }
-            }
-            let text = s[start..i].to_owned();
-            out.push(if float {
-                Tok::Float(text)
-            } else {
-                Tok::Int(text)
-            });
-        } else {
-            let two = s.get(i..i + 2).unwrap_or("");
-            let p = match two {
-                "&&" | "||" | "==" | "!=" | "<=" | ">=" => {
-                    i += 2;
-                    match two {
-                        "&&" => "&&",
-                        "||" => "||",
-                        "==" => "==",
-                        "!=" => "!=",
-                        "<=" => "<=",
-                        _ => ">=",
-                    }
-                }
-                _ => {
-                    i += 1;
-                    match c {
-                        b'(' => "(",
-                        b')' => ")",
-                        b',' => ",",
-                        b'<' => "<",
-                        b'>' => ">",
-                        b'!' => "!",
-                        b'-' => "-",
-                        b'+' => "+",
-                        b'*' => "*",
-                        b'/' => "/",
-                        _ => return Err(format!("unexpected character {:?}", c as char)),
-                    }
-                }
-            };
-            out.push(Tok::Punct(p));
-        }
-    }
-    Ok(out)
-}
-
-struct Parser {
-    toks: Vec<Tok>,
-    at: usize,
-}
-
-/// A value while parsing: a function call, a literal, or a predicate.
-enum Node {
-    Func(Func),
-    Lit(Lit),
-    Pred(Expr),
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.at)
-    }
-
-    fn punct(&mut self, p: &'static str) -> bool {
-        if self.peek() == Some(&Tok::Punct(p)) {
-            self.at += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn or(&mut self) -> Result<Node, String> {
-        let mut left = self.and()?;
-        while self.punct("||") {
-            let right = self.and()?;
-            left = Node::Pred(Expr::Or(Box::new(pred(left)?), Box::new(pred(right)?)));
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Node, String> {
-        let mut left = self.cmp()?;
-        while self.punct("&&") {
-            let right = self.cmp()?;
-            left = Node::Pred(Expr::And(Box::new(pred(left)?), Box::new(pred(right)?)));
-        }
-        Ok(left)
-    }
-
-    fn cmp(&mut self) -> Result<Node, String> {
-        let left = self.operand()?;
-        let op = match self.peek() {
-            Some(Tok::Punct("==")) => Op::Eq,
-            Some(Tok::Punct("!=")) => Op::Ne,
-            Some(Tok::Punct("<")) => Op::Lt,
-            Some(Tok::Punct("<=")) => Op::Le,
-            Some(Tok::Punct(">")) => Op::Gt,
-            Some(Tok::Punct(">=")) => Op::Ge,
-            Some(Tok::Punct(p @ ("+" | "-" | "*" | "/"))) => {
-                return Err(format!("{p} is not supported"))
-            }
-            _ => return Ok(left),
+                    Lit::Str(_) => Err(format!("{name}: reflect: Call using string as type int")),
+                })
+                .collect()
         };
-        self.at += 1;
-        let right = self.operand()?;
-        let name = match op {
-            Op::Eq | Op::Ne => "eq",
-            Op::Lt | Op::Le => "lt",
-            Op::Gt | Op::Ge => "gt",
-        };
-        let Node::Func(f) = left else {
-            return Err(format!(
-                "{name}: unsupported argument: the left side must be a function, such as NetworkErrorRatio()"
-            ));
-        };
-        let lit = match right {
-            Node::Lit(l) => l,
-            _ => return Err(format!("{name}: the right side must be a number")),
-        };
-        let float = matches!(f, Func::NetworkErrorRatio | Func::ResponseCodeRatio(..));
-        match (float, lit) {
-            (true, Lit::Float(_)) | (false, Lit::Int(_)) => {}
-            (true, Lit::Int(i)) => {
-                return Err(format!(
-                    "expected int, got int: {i} must be written as a float (with a decimal point) to compare with a ratio"
-                ))
+        Ok(match name {
+            "NetworkErrorRatio" => {
+                ints(0)?;
+                (Func::NetworkErrorRatio, Returns::Float)
             }
-            (false, Lit::Float(_)) => {
-                return Err("expected int, got float64: latencies (ms) and request counts are compared with integers".to_owned())
+            "RequestThreshold" => {
+                ints(0)?;
+                (Func::RequestThreshold, Returns::Int)
             }
-        }
-        Ok(Node::Pred(Expr::Cmp(f, op, lit)))
-    }
-
-    fn operand(&mut self) -> Result<Node, String> {
-        let Some(t) = self.peek().cloned() else {
-            return Err("expected operand, found 'EOF'".to_owned());
-        };
-        self.at += 1;
-        match t {
-            Tok::Punct("(") => {
-                let inner = self.or()?;
-                if !self.punct(")") {
-                    return Err("expected ')'".to_owned());
+            "ResponseCodeRatio" => {
+                let a = ints(4)?;
+                (Func::ResponseCodeRatio(a[0], a[1], a[2], a[3]), Returns::Float)
+            }
+            "LatencyAtQuantileMS" => match args {
+                [Lit::Float(q)] => (Func::LatencyAtQuantileMs(*q), Returns::Int),
+                [Lit::Int(_)] => {
+                    return Err(format!(
+                        "{name}: reflect: Call using int as type float64 (write the quantile with a decimal point, e.g. 50.0)"
+                    ))
                 }
-                Ok(inner)
-            }
-            Tok::Punct(p @ ("!" | "-" | "+")) => Err(format!("{p} is not supported")),
-            Tok::Punct(p) => Err(format!("expected operand, found '{p}'")),
-            Tok::Int(s) => s
-                .parse::<i64>()
-                .map(|i| Node::Lit(Lit::Int(i)))
-                .map_err(|e| format!("failed to parse argument: {s}, error: {e}")),
-            Tok::Float(s) => go_float(&s)
-                .map(|f| Node::Lit(Lit::Float(f)))
-                .ok_or_else(|| format!("failed to parse argument: {s}, error: invalid syntax")),
-            Tok::Ident(name) => {
-                if !self.punct("(") {
-                    return Err(format!("{name} is not defined"));
-                }
-                let mut args = Vec::new();
-                if !self.punct(")") {
-                    loop {
-                        match self.operand()? {
-                            Node::Lit(l) => args.push(l),
-                            _ => return Err(format!("{name}: arguments must be numbers")),
-                        }
-                        if self.punct(")") {
-                            break;
-                        }
-                        if !self.punct(",") {
-                            return Err(format!("{name}: expected ',' or ')'"));
-                        }
-                    }
-                }
-                let ints = |n: usize| -> Result<Vec<u16>, String> {
-                    if args.len() != n {
-                        return Err(format!("{name}: takes {n} arguments, got {}", args.len()));
-                    }
-                    args.iter()
-                        .map(|a| match a {
-                            Lit::Int(i) => u16::try_from(*i)
-                                .map_err(|_| format!("{name}: {i} is not a status code")),
-                            Lit::Float(_) => {
-                                Err(format!("{name}: reflect: Call using float64 as type int"))
-                            }
-                        })
-                        .collect()
-                };
-                let f = match name.as_str() {
-                    "NetworkErrorRatio" => {
-                        ints(0)?;
-                        Func::NetworkErrorRatio
-                    }
-                    "RequestThreshold" => {
-                        ints(0)?;
-                        Func::RequestThreshold
-                    }
-                    "ResponseCodeRatio" => {
-                        let a = ints(4)?;
-                        Func::ResponseCodeRatio(a[0], a[1], a[2], a[3])
-                    }
-                    "LatencyAtQuantileMS" => match args.as_slice() {
-                        [Lit::Float(q)] => Func::LatencyAtQuantileMs(*q),
-                        [Lit::Int(_)] => {
-                            return Err(format!(
-                                "{name}: reflect: Call using int as type float64 (write the quantile with a decimal point, e.g. 50.0)"
-                            ))
-                        }
-                        _ => return Err(format!("{name}: takes 1 argument")),
-                    },
-                    _ => return Err(format!("{name} is not defined")),
-                };
-                Ok(Node::Func(f))
-            }
-        }
+                _ => return Err(format!("{name}: takes 1 argument, a float")),
+            },
+            _ => return Err(format!("{name} is not defined")),
+        })
     }
 }
 
-/// Go's `strconv.ParseFloat`: decimal (`.5`, `5e-1`, `1_0.5`) or hexadecimal (`0x1p-1`).
-fn go_float(s: &str) -> Option<f64> {
-    let s = s.replace('_', "");
-    let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) else {
-        return s.parse().ok();
-    };
-    let (mantissa, exp) = hex.split_once(['p', 'P'])?;
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut v = 0f64;
-    for c in int.chars() {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        v += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    Some(v * 2f64.powi(exp.parse().ok()?))
-}
-
-fn pred(n: Node) -> Result<Expr, String> {
-    match n {
-        Node::Pred(e) => Ok(e),
-        Node::Func(_) => {
-            Err("expected predicate, got a function: compare it with a number".to_owned())
-        }
-        Node::Lit(_) => Err("expected predicate, got a number".to_owned()),
-    }
-}
-
-impl Expr {
-    pub fn parse(s: &str) -> Result<Expr, String> {
-        let toks = tokens(s)?;
-        let mut p = Parser { toks, at: 0 };
-        let n = p.or()?;
-        if let Some(t) = p.peek() {
-            return Err(format!("unexpected {t:?} after the expression"));
-        }
-        pred(n)
-    }
-
+impl predicate::Expr<Func> {
     fn eval(&self, m: &mut Metrics, now: Duration) -> bool {
         match self {
             Expr::And(a, b) => a.eval(m, now) && b.eval(m, now),
             Expr::Or(a, b) => a.eval(m, now) || b.eval(m, now),
+            // No function of this language is a predicate.
+            Expr::Is(_) => false,
             Expr::Cmp(f, op, lit) => {
                 let (l, r) = match (f, lit) {
                     (Func::NetworkErrorRatio, Lit::Float(r)) => (m.network_error_ratio(now), *r),
@@ -372,14 +100,7 @@ impl Expr {
                     (Func::RequestThreshold, Lit::Int(r)) => (m.total(now) as f64, *r as f64),
                     _ => return false,
                 };
-                match op {
-                    Op::Eq => l == r,
-                    Op::Ne => l != r,
-                    Op::Lt => l < r,
-                    Op::Le => l <= r,
-                    Op::Gt => l > r,
-                    Op::Ge => l >= r,
-                }
+                op.holds(l, r)
             }
         }
     }
@@ -465,16 +186,16 @@ impl Metrics {
         let _ = self.histograms[self.index].record(us);
     }
 
-    fn reset(&mut self, now: Duration) {
+    pub(crate) fn reset(&mut self, now: Duration) {
         *self = Metrics::default();
         self.last_roll = Some(now);
     }
 
-    fn total(&self, now: Duration) -> u64 {
+    pub(crate) fn total(&self, now: Duration) -> u64 {
         self.total.count(now.as_secs())
     }
 
-    fn network_error_ratio(&self, now: Duration) -> f64 {
+    pub(crate) fn network_error_ratio(&self, now: Duration) -> f64 {
         let total = self.total(now);
         if total == 0 {
             return 0.0;
@@ -483,7 +204,14 @@ impl Metrics {
     }
 
     /// Responses with codes in [from, to) over those in [div_from, div_to); 0 without those.
-    fn response_code_ratio(&self, now: Duration, from: u16, to: u16, df: u16, dt: u16) -> f64 {
+    pub(crate) fn response_code_ratio(
+        &self,
+        now: Duration,
+        from: u16,
+        to: u16,
+        df: u16,
+        dt: u16,
+    ) -> f64 {
         let sec = now.as_secs();
         let (mut a, mut b) = (0u64, 0u64);
         for (code, c) in &self.codes {
@@ -503,7 +231,7 @@ impl Metrics {
     }
 
     /// HDR's value at the percentile `q` (0 to 100), in whole milliseconds.
-    fn latency_ms_at_quantile(&self, q: f64) -> u64 {
+    pub(crate) fn latency_ms_at_quantile(&self, q: f64) -> u64 {
         let mut merged = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).expect("bounds");
         for h in &self.histograms {
             let _ = merged.add(h);
@@ -590,6 +318,20 @@ impl CircuitBreaker {
 
     pub fn state(&self) -> State {
         self.lock().state
+    }
+
+    /// Traefik's fallback answer: `responseCode` and its text, no header.
+    pub fn fallback(&self) -> super::Answer {
+        let code = self.response_code;
+        let mut a = super::Answer::text(code, code.canonical_reason().unwrap_or(""));
+        a.headers.clear();
+        a
+    }
+
+    /// Replaces the recorded responses, as oxy's tests assign the breaker's metrics.
+    #[cfg(test)]
+    pub(crate) fn set_metrics(&self, m: Metrics) {
+        self.lock().metrics = m;
     }
 
     /// Whether a request at `now` goes to the backend (`false`: the fallback answers it).
@@ -679,7 +421,7 @@ mod tests {
         }
         for (bad, why) in [
             ("", "expected operand"),
-            ("NetworkErrorRatio() > 1", "expected int, got int"),
+            ("NetworkErrorRatio() > 1", "expected float64, got int"),
             ("LatencyAtQuantileMS(50) > 10", "int as type float64"),
             (
                 "LatencyAtQuantileMS(50.0) > 10.5",

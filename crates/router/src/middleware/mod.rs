@@ -25,6 +25,7 @@ mod htpasswd;
 mod in_flight;
 mod ip_allow;
 mod path;
+pub mod predicate;
 mod rate_limit;
 mod redirect;
 pub mod retry;
@@ -135,11 +136,7 @@ impl Middleware {
             }
             Middleware::CircuitBreaker(cb) => {
                 if !cb.admit(unix_now()) {
-                    let code = cb.response_code;
-                    // Traefik's fallback: the code and its text, nothing else.
-                    let mut a = Answer::text(code, code.canonical_reason().unwrap_or(""));
-                    a.headers.clear();
-                    return Flow::Answer(Box::new(a));
+                    return Flow::Answer(Box::new(cb.fallback()));
                 }
                 req.after
                     .push(After::Breaker(cb.clone(), std::time::Instant::now()));

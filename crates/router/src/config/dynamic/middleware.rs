@@ -690,8 +690,8 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 }
                 sizes.push(n as u64);
             }
-            let why = "retryExpression is not supported yet (use the retry middleware)";
-            let refused = o.refuse(cx, "retryExpression", why).is_some();
+            let text = o.string(cx, "retryExpression").unwrap_or_default();
+            let text_at = o.at_key("retryExpression");
             o.finish(
                 cx,
                 &[
@@ -702,12 +702,22 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                     "retryExpression",
                 ],
             );
-            if refused {
-                return Some((None, Vec::new(), Some(why.to_owned())));
-            }
-            Middleware::Buffering(Arc::new(crate::middleware::buffering::Buffering {
+            use crate::middleware::buffering::{Buffering, RetryExpr};
+            // oxy: an empty expression is no retry.
+            let retry = match text.as_str() {
+                "" => None,
+                t => match RetryExpr::parse(t) {
+                    Ok(e) => Some(e),
+                    Err(why) => {
+                        cx.error(text_at, format!("{what}: retryExpression {t:?}: {why}"));
+                        return None;
+                    }
+                },
+            };
+            Middleware::Buffering(Arc::new(Buffering {
                 max_request_body_bytes: sizes[0],
                 max_response_body_bytes: sizes[2],
+                retry,
             }))
         }
         "contentType" => {

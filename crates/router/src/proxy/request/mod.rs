@@ -174,14 +174,12 @@ async fn forward(
         None => Ok(upstream::SendBody::of(body)),
         Some(b) => upstream::read_whole(&mut head, body, b).await,
     };
-    let (result, server) = match (body, &done.retry) {
+    let retry = done.retry.as_deref();
+    let (result, server) = match (body, &done.buffering) {
         (Err(e), _) => (Err(e), None),
-        (Ok(body), None) => {
-            let service = target.service.as_deref();
-            upstream::send(cx, service, head, body, host.as_ref()).await
-        }
-        (Ok(body), Some(r)) => {
-            upstream::send_retrying(cx, target, r, head, body, host.as_ref()).await
+        (Ok(body), None) => upstream::send_once(cx, target, retry, head, body, host.as_ref()).await,
+        (Ok(body), Some(b)) => {
+            upstream::send_buffered(cx, target, b, retry, head, body, host.as_ref()).await
         }
     };
     ctx.server = server;

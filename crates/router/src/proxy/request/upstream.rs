@@ -146,6 +146,7 @@ impl SendBody {
 }
 
 /// The request's head, as the send phase needs it.
+#[derive(Clone)]
 pub struct Head {
     pub method: Method,
     pub path_and_query: Option<http::uri::PathAndQuery>,
@@ -302,6 +303,73 @@ pub async fn send_retrying(
         }
         attempt += 1;
         tokio::time::sleep(backoff.next(random())).await;
+    }
+}
+
+type Sent = (
+    Result<Response<PooledBody>, ProxyError>,
+    Option<Arc<Server>>,
+);
+
+/// The send phase: once, or through `retry` when the chain has one.
+pub async fn send_once(
+    cx: &SendCx<'_>,
+    target: &Target,
+    retry: Option<&Retry>,
+    head: Head,
+    body: SendBody,
+    original_host: Option<&HeaderValue>,
+) -> Sent {
+    match retry {
+        None => send(cx, target.service.as_deref(), head, body, original_host).await,
+        Some(r) => send_retrying(cx, target, r, head, body, original_host).await,
+    }
+}
+
+/// `buffering` with a `retryExpression`: [`send_once`] again at once, with the kept body,
+/// while the expression holds for the try's status (a backend not reached is the proxy's 502).
+pub async fn send_buffered(
+    cx: &SendCx<'_>,
+    target: &Target,
+    buffering: &crate::middleware::buffering::Buffering,
+    retry: Option<&Retry>,
+    head: Head,
+    body: SendBody,
+    original_host: Option<&HeaderValue>,
+) -> Sent {
+    let kept = match body {
+        SendBody::Again(b) if buffering.retry.is_some() => b,
+        body => return send_once(cx, target, retry, head, body, original_host).await,
+    };
+    let mut attempt = 1;
+    loop {
+        let (result, server) = send_once(
+            cx,
+            target,
+            retry,
+            head.clone(),
+            SendBody::Again(kept.clone()),
+            original_host,
+        )
+        .await;
+        let code = match &result {
+            Err(e) => e.status().as_u16(),
+            Ok(r) => r.status().as_u16(),
+        };
+        let t = crate::middleware::buffering::Try {
+            attempt,
+            code,
+            method: &head.method,
+        };
+        if !buffering.again(&t) {
+            return (result, server);
+        }
+        // The answer is dropped unread: its connection is closed, not reused.
+        drop(result);
+        if let Some(lb) = target.service.as_ref().and_then(|s| s.resolve()) {
+            cx.registry.retried(&lb.name, "buffering");
+        }
+        attempt += 1;
     }
 }
 
