@@ -480,7 +480,11 @@ http:
   routers:
     api: {{rule: "Host(`api`)", service: app, middlewares: [limit]}}
     smooth: {{rule: "Host(`smooth`)", service: app, middlewares: [smooth]}}
+    one: {{rule: "Host(`one`)", service: app, middlewares: [slow]}}
+    two: {{rule: "Host(`two`)", service: app, middlewares: [slow]}}
   middlewares:
+    slow:
+      rateLimit: {{average: 1, period: 1m, burst: 2, sourceCriterion: {{requestHeaderName: X-Api-Key}}}}
     limit:
       rateLimit: {{average: 5, period: 1s, burst: 3, sourceCriterion: {{requestHeaderName: X-Api-Key}}}}
     smooth:
@@ -526,6 +530,14 @@ http:
     // After a second, alice has tokens again.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(send("alice").await.unwrap().status(), 200);
+
+    // One middleware, one set of buckets, however many routers name it: alice's burst of 2
+    // spent through router one leaves her nothing through router two.
+    let key = [("x-api-key", "alice")];
+    assert_eq!(get(r.web, "one", "/", &key).await.0, 200);
+    assert_eq!(get(r.web, "two", "/", &key).await.0, 200);
+    assert_eq!(get(r.web, "two", "/", &key).await.0, 429);
+    assert_eq!(get(r.web, "one", "/", &key).await.0, 429);
 
     // 100/s with a burst of 1: a request 6 ms after the last is delayed to the next token
     // (up to maxDelay, 5 ms) rather than refused, so 20 of them take at least 190 ms.
@@ -1567,4 +1579,101 @@ http:
     let s = seen.lock().unwrap();
     assert_eq!(s.len(), 2);
     assert_eq!(s[1].uri.path(), "/a%2Fb", "the path as it came");
+}
+
+/// `buffering`'s `retryExpression` over the wire: a kept body sent again while the expression
+/// holds (a 503 twice, then the answer), to the next server after a refused connection, and
+/// the try the expression lets go delivered as it is.
+#[tokio::test]
+async fn buffering_retry_expression_over_the_wire() {
+    let (flaky, flaky_seen) = scripted(|_, n| match n {
+        0 | 1 => Reply::new(503, &[], &[b"busy"]),
+        _ => Reply::new(200, &[], &[b"ok"]),
+    })
+    .await;
+    let (busy, busy_seen) = scripted(|_, _| Reply::new(503, &[], &[b"busy"])).await;
+    let (live, _) = scripted(|_, _| Reply::new(200, &[], &[b"live"])).await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    flaky: {{rule: "Host(`flaky`)", service: flaky, middlewares: [again]}}
+    busy: {{rule: "Host(`busy`)", service: busy, middlewares: [again]}}
+    dead: {{rule: "Host(`dead`)", service: half, middlewares: [unreached]}}
+  middlewares:
+    again:
+      buffering: {{retryExpression: "ResponseCode() == 503 && Attempts() < 3"}}
+    unreached:
+      buffering: {{retryExpression: "IsNetworkError() && Attempts() <= 2"}}
+  services:
+    flaky: {{loadBalancer: {{servers: [{{url: "{flaky}"}}]}}}}
+    busy: {{loadBalancer: {{servers: [{{url: "{busy}"}}]}}}}
+    half: {{loadBalancer: {{servers: [{{url: "http://127.0.0.1:1"}}, {{url: "{live}"}}]}}}}
+"#
+    );
+    let r = Router::start(&dynamic);
+    let at = format!("http://{}/", r.web);
+    let post = |host: &'static str| {
+        let at = at.clone();
+        tokio::task::spawn_blocking(move || {
+            curl(&[
+                "-H",
+                &format!("Host: {host}"),
+                "--data-binary",
+                "hello",
+                &at,
+            ])
+        })
+    };
+    let (status, _, body) = post("flaky").await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    {
+        let seen = flaky_seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "two 503s, then the answer");
+        for s in seen.iter() {
+            assert_eq!(s.extensions.get::<bytes::Bytes>().unwrap(), "hello");
+        }
+    }
+    let (status, _, body) = post("busy").await.unwrap();
+    assert_eq!((status, body.as_slice()), (503, &b"busy"[..]));
+    assert_eq!(
+        busy_seen.lock().unwrap().len(),
+        3,
+        "Attempts() < 3: three tries"
+    );
+    // oxy's TestBuffer_retryOnError: whichever server the balancer gives first, the client
+    // gets the live one's answer (betaroute's own failover already moves a refused connection
+    // to the next server, so the expression is the second line of defence here).
+    for _ in 0..4 {
+        let (status, _, body) = post("dead").await.unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"live"[..]));
+    }
+    let metrics = r.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("reason=\"buffering\""),
+        "retries counted: {metrics}"
+    );
+}
+
+#[test]
+fn a_retry_expression_oxy_refuses_is_an_error_at_its_line() {
+    let f = temp_dir().join("retry-expression.yaml");
+    std::fs::write(
+        &f,
+        "http:\n  middlewares:\n    again:\n      buffering:\n        retryExpression: \"!IsNetworkError()\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
+        .args(["check", "--dynamic"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains(":5:"), "located at its line: {all}");
+    assert!(all.contains("! is not supported"), "{all}");
 }
