@@ -1677,3 +1677,74 @@ fn a_retry_expression_oxy_refuses_is_an_error_at_its_line() {
     assert!(all.contains(":5:"), "located at its line: {all}");
     assert!(all.contains("! is not supported"), "{all}");
 }
+
+/// `circuitBreaker` latencies run to the end of the body, as oxy records them once the
+/// handler has written everything: a backend whose head is quick and whose body takes 300 ms
+/// trips `LatencyAtQuantileMS(50.0) > 200`.
+#[tokio::test]
+async fn a_circuit_breaker_measures_latency_to_the_end_of_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        got.clear();
+                        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+                        if s.write_all(head).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        if s.write_all(b"slow").await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    api: {{rule: "Host(`api.example.com`)", service: app, middlewares: [breaker]}}
+  middlewares:
+    breaker:
+      circuitBreaker:
+        expression: "LatencyAtQuantileMS(50.0) > 200 && RequestThreshold() >= 2"
+        checkPeriod: 1ms
+        fallbackDuration: 10s
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{url}"}}]}}}}
+"#
+    );
+    let r = Router::start(&dynamic);
+    for _ in 0..2 {
+        assert_eq!(
+            get(r.web, "api.example.com", "/", &[]).await,
+            (200, "slow".into())
+        );
+    }
+    // The breaker records a response when its body is done, just after the client has it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, body) = get(r.web, "api.example.com", "/", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "Service Unavailable"),
+        "tripped by the bodies' time"
+    );
+}

@@ -46,13 +46,17 @@ pub async fn run(
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
             After::Buffer(b) => resp = buffer(b, resp).await,
             After::Sniff => resp = sniff(resp).await,
-            // The status the breaker saw, and the time to the response's head (oxy measures
-            // to the end of the body; a streamed body's end is not waited for here).
-            After::Breaker(cb, started) => cb.record(
-                crate::middleware::unix_now(),
-                resp.status().as_u16(),
-                started.elapsed(),
-            ),
+            // The status the breaker saw, and the time to the end of the body, as oxy
+            // measures (it records once the handler has written everything): recorded when
+            // the body is done, at once for the router's own.
+            After::Breaker(cb, started) => {
+                let code = resp.status().as_u16();
+                resp.body_mut().hold(Box::new(Recorded {
+                    cb: cb.clone(),
+                    code,
+                    started: *started,
+                }));
+            }
             a if !answered => a.on_head(resp.headers_mut()),
             _ => {}
         }
@@ -251,4 +255,21 @@ async fn sniff(resp: Response<Body>) -> Response<Body> {
         Body::Prefixed(Some(first), Box::new(body))
     };
     Response::from_parts(parts, body)
+}
+
+/// A circuit breaker's record of one response, made when dropped: when its body is done.
+struct Recorded {
+    cb: std::sync::Arc<crate::middleware::circuit_breaker::CircuitBreaker>,
+    code: u16,
+    started: std::time::Instant,
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        self.cb.record(
+            crate::middleware::unix_now(),
+            self.code,
+            self.started.elapsed(),
+        );
+    }
 }
