@@ -56,6 +56,29 @@ impl Errors {
             .replace("{url}", &query_escape(url))
     }
 
+    /// The page request's target, or none when Go's `url.Parse` refuses it (a control
+    /// character, or a `%` not followed by two hex digits before the query): Traefik then
+    /// answers the status with its text and asks no page.
+    pub fn page_request_target(
+        &self,
+        code: u16,
+        original: u16,
+        url: &str,
+    ) -> Option<http::uri::PathAndQuery> {
+        let t = self.page_target(code, original, url);
+        if t.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return None;
+        }
+        let path = t.split('?').next().unwrap_or("").as_bytes();
+        for (i, _) in path.iter().enumerate().filter(|(_, b)| **b == b'%') {
+            let hex = |j: usize| path.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !hex(i + 1) || !hex(i + 2) {
+                return None;
+            }
+        }
+        http::uri::PathAndQuery::try_from(t).ok()
+    }
+
     /// The request's headers the page request carries.
     pub fn page_headers(&self, headers: &HeaderMap) -> HeaderMap {
         match &self.request_headers {

@@ -68,12 +68,7 @@ const ERRORS_SKIPPED: &[(&str, &str)] = &[
 ];
 
 /// Real divergences from Traefik in the `errors` cases: each must still differ.
-const ERRORS_KNOWN: &[(&str, &str)] = &[(
-    "derived/query that is not a valid URL",
-    "Traefik's url.Parse refuses the bad escape of the page target /%zz and answers 503 \
-     'Service Unavailable\\n' (text/plain, nosniff) without asking the page service; betaroute's \
-     http::uri takes /%zz as it is and asks the page service for it",
-)];
+const ERRORS_KNOWN: &[(&str, &str)] = &[];
 
 /// The status the integration tests' backends give, as betaroute's proxy gives it too: the
 /// chain's response sides see the proxy's error response as they see a backend's.
@@ -375,9 +370,8 @@ fn errors_check(name: &str, c: &Value) -> Vec<String> {
     let target = caught.map(|(code, from)| m.page_target(code, from, &original.url));
     // As `proxy/request/after.rs` sends the page: a target that makes no request target gets
     // the status with its reason, and no page.
-    let asked = target
-        .as_ref()
-        .is_some_and(|t| http::uri::PathAndQuery::try_from(t.as_str()).is_ok());
+    let asked = caught
+        .is_some_and(|(code, from)| m.page_request_target(code, from, &original.url).is_some());
     let req_want = &e["error_service_request"];
     // Said, or shown by the page request the case gives; a case that gives neither shows the
     // page's own answer (its body or headers), so the page is asked there too.

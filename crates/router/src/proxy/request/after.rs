@@ -145,13 +145,22 @@ async fn error_page(
     from: u16,
 ) -> Response<Body> {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let target = e.page_target(code, from, &original.url);
-    let Ok(path_and_query) = http::uri::PathAndQuery::try_from(target) else {
+    let Some(path_and_query) = e.page_request_target(code, from, &original.url) else {
+        // Go's `http.Error`, as Traefik answers when the page request cannot be made.
         let mut r = Response::new(Body::own(format!(
             "{}\n",
             status.canonical_reason().unwrap_or("")
         )));
         *r.status_mut() = status;
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         return r;
     };
     let head = Head {
