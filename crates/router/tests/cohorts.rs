@@ -312,7 +312,15 @@ async fn holdback_is_counted_apart_and_routed_as_main() {
         m.contains("betaroute_requests_total{entrypoint=\"web\",router=\"api-main@file\",service=\"main@file\",cohort=\"holdback\",code=\"2xx\"} 2"),
         "{m}"
     );
-    let log = std::fs::read_to_string(r.dir.join("access.log")).unwrap_or_default();
+    // The access log is written by its own task: the line comes shortly after the answer.
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(r.dir.join("access.log")).unwrap_or_default();
+        if log.contains("\"cohort\":\"holdback\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(log.contains("\"cohort\":\"holdback\""), "{log}");
 }
 

@@ -66,6 +66,36 @@ pub struct Registry {
     /// Requests whose cohort the router changed, by (entry point, cohort they had, reason).
     /// Only while the kill switch is off: a lock is fine.
     overrides: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// Upgraded connections (WebSocket) by (router, cohort). Counted when one opens and
+    /// closes, never per message: a lock is fine.
+    upgrades: Arc<Mutex<BTreeMap<(String, &'static str), Upgrades>>>,
+}
+
+/// Upgraded connections of one router and cohort.
+#[derive(Debug, Default, Clone, Copy)]
+struct Upgrades {
+    opened: u64,
+    open: u64,
+    /// Lifetimes of those closed, summed.
+    seconds: f64,
+    closed: u64,
+}
+
+/// One upgraded connection, counted open until dropped.
+pub struct UpgradedConnection {
+    upgrades: Arc<Mutex<BTreeMap<(String, &'static str), Upgrades>>>,
+    key: (String, &'static str),
+    since: std::time::Instant,
+}
+
+impl Drop for UpgradedConnection {
+    fn drop(&mut self) {
+        let mut m = self.upgrades.lock().unwrap_or_else(|p| p.into_inner());
+        let u = m.entry(self.key.clone()).or_default();
+        u.open -= 1;
+        u.closed += 1;
+        u.seconds += self.since.elapsed().as_secs_f64();
+    }
 }
 
 /// Whether a provider's source answers, for metrics and the API.
@@ -87,6 +117,55 @@ fn unix(t: Option<SystemTime>) -> f64 {
 }
 
 impl Registry {
+    /// A connection of `router` and `cohort` upgraded (101): open until the guard is dropped.
+    pub fn upgraded(&self, router: &str, cohort: Cohort) -> UpgradedConnection {
+        let key = (router.to_owned(), cohort.as_str());
+        let mut m = self.upgrades.lock().unwrap_or_else(|p| p.into_inner());
+        let u = m.entry(key.clone()).or_default();
+        u.opened += 1;
+        u.open += 1;
+        UpgradedConnection {
+            upgrades: self.upgrades.clone(),
+            key,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    fn render_upgrades(&self, out: &mut String) {
+        let m = self
+            .upgrades
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        out.push_str("# HELP betaroute_upgraded_connections_total Connections upgraded (WebSocket, 101), by router and cohort.\n# TYPE betaroute_upgraded_connections_total counter\n");
+        for ((router, cohort), u) in &m {
+            let _ = writeln!(
+                out,
+                "betaroute_upgraded_connections_total{{router=\"{}\",cohort=\"{cohort}\"}} {}",
+                esc(router),
+                u.opened
+            );
+        }
+        out.push_str("# HELP betaroute_upgraded_connections_open Upgraded connections open now, by router and cohort.\n# TYPE betaroute_upgraded_connections_open gauge\n");
+        for ((router, cohort), u) in &m {
+            let _ = writeln!(
+                out,
+                "betaroute_upgraded_connections_open{{router=\"{}\",cohort=\"{cohort}\"}} {}",
+                esc(router),
+                u.open
+            );
+        }
+        out.push_str("# HELP betaroute_upgraded_connection_seconds How long closed upgraded connections lasted, by router and cohort.\n# TYPE betaroute_upgraded_connection_seconds summary\n");
+        for ((router, cohort), u) in &m {
+            let l = format!("router=\"{}\",cohort=\"{cohort}\"", esc(router));
+            let _ = writeln!(
+                out,
+                "betaroute_upgraded_connection_seconds_sum{{{l}}} {}\nbetaroute_upgraded_connection_seconds_count{{{l}}} {}",
+                u.seconds, u.closed
+            );
+        }
+    }
+
     pub fn signature_rejected(
         &self,
         entry_point: &str,
@@ -175,6 +254,7 @@ impl Registry {
         self.render_providers(&mut out);
         self.render_retries(&mut out);
         self.render_cohorts(&mut out, beta_enabled);
+        self.render_upgrades(&mut out);
         out
     }
 

@@ -122,9 +122,17 @@ impl Pool {
         authority: &Arc<str>,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        // An upgrade (WebSocket) takes a connection of its own: it becomes the tunnel, so it
+        // is never one from the pool nor given back to it.
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         // Idle connections can turn out closed; a new connection that fails at once is an error.
         loop {
-            let (mut sender, reused) = match self.checkout(authority) {
+            let checked_out = if upgrade {
+                None
+            } else {
+                self.checkout(authority)
+            };
+            let (mut sender, reused) = match checked_out {
                 Some(s) => (s, true),
                 None => (self.connect(authority).await?, false),
             };
@@ -138,7 +146,7 @@ impl Pool {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     let (parts, body) = resp.into_parts();
-                    let back = Some(Return {
+                    let back = (!upgrade).then(|| Return {
                         pool: self.clone(),
                         authority: authority.clone(),
                         sender,
@@ -209,7 +217,7 @@ impl Pool {
         // The connection is driven on this worker thread; it ends when the backend closes it or
         // its last sender is dropped.
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         Ok(sender)
     }

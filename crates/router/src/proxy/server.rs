@@ -257,6 +257,7 @@ async fn accept_loop(listener: TcpListener, conn: Conn, mut stop: watch::Receive
                 .header_read_timeout(header_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
     }

@@ -73,6 +73,24 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, forwarded: bool) {
     }
 }
 
+/// The protocol an HTTP/1.1 request asks to upgrade to (RFC 9110 7.8): its `Upgrade` value
+/// when `Connection` names `upgrade`. Only then are the two headers passed on.
+pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
+    let asked = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asked.then(|| h.get(header::UPGRADE).cloned()).flatten()
+}
+
+/// Puts back, after the hop-by-hop headers went, the two that carry an upgrade.
+pub fn restore_upgrade(h: &mut HeaderMap, protocol: HeaderValue) {
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, protocol);
+}
+
 /// Sets X-Forwarded-For (appending the peer), X-Real-IP, and, unless a trusted peer set them,
 /// X-Forwarded-Proto and X-Forwarded-Host. Call after [`strip_hop_by_hop`] has removed an
 /// untrusted peer's values.
@@ -132,6 +150,21 @@ mod tests {
         assert_eq!(left, ["accept", "x-forwarded-for"]);
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn an_upgrade_is_asked_by_connection_and_upgrade_together() {
+        let ws = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(upgrade_of(&ws).unwrap(), "websocket");
+        assert_eq!(upgrade_of(&map(&[("upgrade", "websocket")])), None);
+        assert_eq!(upgrade_of(&map(&[("connection", "upgrade")])), None);
+        assert_eq!(
+            upgrade_of(&map(&[("connection", "upgraded"), ("upgrade", "h2c")])),
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!    request or answer it themselves (a redirect, a 400);
 //! 4. **prepare**: hop-by-hop headers out, X-Forwarded-* set;
 //! 5. **send**: a server of the service, with one retry when that is safe ([`upstream`]);
-//! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error;
+//! 6. **respond**: the backend's answer (hop-by-hop headers out) or a clear error; a `101` to
+//!    an upgrade request opens the tunnel ([`tunnel`]);
 //! 7. **log**: metrics by cohort, the judge's comparisons, and the access log line.
 
 mod after;
@@ -17,6 +18,7 @@ mod auth;
 mod forwarded;
 mod route;
 mod trust;
+mod tunnel;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -26,8 +28,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use super::access_log::Entry;
 use super::balancer::Server;
@@ -157,7 +160,17 @@ async fn forward(
         }
         new
     });
+    // An upgrade (WebSocket): the client's side of the tunnel, taken before the headers that
+    // ask for it go with the other hop-by-hop ones; they are put back for the backend.
+    let upgrade =
+        forwarded::upgrade_of(&parts.headers).filter(|_| parts.version == Version::HTTP_11);
+    let client_side = upgrade
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<OnUpgrade>());
     let mut host = prepare(ctx, peer, &mut parts, !target.chain.is_empty());
+    if let Some(protocol) = upgrade {
+        forwarded::restore_upgrade(&mut parts.headers, protocol);
+    }
     if set_host.is_some() {
         host = set_host;
     }
@@ -183,7 +196,12 @@ async fn forward(
         }
     };
     ctx.server = server;
-    let mut resp = respond(result);
+    let mut resp = match result {
+        Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            tunnel::open(r, client_side, &target.router, ctx.cohort, &shared.registry)
+        }
+        result => respond(result),
+    };
     // inFlightReq slots last as long as the backend's body streams.
     for slot in done.held {
         resp.body_mut().hold(Box::new(slot));
