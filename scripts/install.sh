@@ -55,3 +55,9 @@ if ! command -v prometheus >/dev/null 2>&1; then
   say "apt-get install prometheus (about 10 s)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+
+# Debian's nghttp2-client: h2load for the HTTP/2 tests and benchmark rows (a few seconds).
+if ! command -v h2load >/dev/null 2>&1; then
+  say "apt-get install nghttp2-client (a few seconds)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null
+fi

@@ -1,6 +1,7 @@
 //! Listening and serving: one `SO_REUSEPORT` socket per entry point per worker thread, a
-//! current-thread runtime per worker with its own backend pool, HTTP/1.1 connections handed to
-//! the request path, and a graceful stop.
+//! current-thread runtime per worker with its own backend pool, HTTP/1.1 and HTTP/2 (h2c with
+//! prior knowledge) connections on the same port handed to the request path, and a graceful
+//! stop (HTTP/2 connections get a GOAWAY).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -8,9 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,11 +20,19 @@ use super::error::ProxyError;
 use super::pool::Pool;
 use super::request;
 use super::shared::{EntryPointCtx, PeerIp, Shared};
-use crate::config::static_config::{EntryPoint, StaticConfig};
+use crate::config::static_config::{EntryPoint, Http2, StaticConfig};
 
-/// Per entry point: its context, header timeout, and one listener per worker thread, all bound
-/// to the same address with `SO_REUSEPORT` (port 0 is resolved by the first).
-pub type Bound = Vec<(Arc<EntryPointCtx>, Duration, Vec<std::net::TcpListener>)>;
+/// Per entry point: its context, how its connections are served, and one listener per worker
+/// thread, all bound to the same address with `SO_REUSEPORT` (port 0 is resolved by the first).
+pub type Bound = Vec<(Arc<EntryPointCtx>, Serving, Vec<std::net::TcpListener>)>;
+
+/// How an entry point's connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    /// A request head (or an HTTP/2 preface) must arrive within this.
+    pub header_timeout: Duration,
+    pub http2: Http2,
+}
 
 pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, ProxyError> {
     let header = |name: &str| {
@@ -50,11 +59,11 @@ pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, Pro
             label_header: label_header.clone(),
             served_by: served_by.clone(),
         });
-        out.push((
-            ctx,
-            ep.header_timeout.unwrap_or(Duration::from_secs(30)),
-            socks,
-        ));
+        let serving = Serving {
+            header_timeout: ep.header_timeout.unwrap_or(Duration::from_secs(30)),
+            http2: ep.http2,
+        };
+        out.push((ctx, serving, socks));
     }
     Ok(out)
 }
@@ -129,7 +138,7 @@ impl Workers {
         threads: usize,
     ) -> Result<Workers, ProxyError> {
         let (stop, stop_rx) = watch::channel(false);
-        let mut per_thread: Vec<Vec<(Arc<EntryPointCtx>, Duration, std::net::TcpListener)>> =
+        let mut per_thread: Vec<Vec<(Arc<EntryPointCtx>, Serving, std::net::TcpListener)>> =
             (0..threads).map(|_| Vec::new()).collect();
         for (ctx, timeout, socks) in listeners {
             for (i, sock) in socks.into_iter().enumerate() {
@@ -163,7 +172,7 @@ impl Workers {
 }
 
 fn worker(
-    mine: Vec<(Arc<EntryPointCtx>, Duration, std::net::TcpListener)>,
+    mine: Vec<(Arc<EntryPointCtx>, Serving, std::net::TcpListener)>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     timeouts: crate::config::static_config::Timeouts,
@@ -184,14 +193,14 @@ fn worker(
     rt.block_on(async move {
         let pool = Pool::new(timeouts.dial, timeouts.idle_conn);
         pool.spawn_sweeper();
-        for (ctx, timeout, sock) in mine {
+        for (ctx, serving, sock) in mine {
             match TcpListener::from_std(sock) {
                 Ok(l) => {
                     let conn = Conn {
                         entry_point: ctx,
                         shared: shared.clone(),
                         pool: pool.clone(),
-                        header_timeout: timeout,
+                        serving,
                     };
                     tokio::spawn(accept_loop(l, conn, stop.clone()));
                 }
@@ -217,7 +226,7 @@ struct Conn {
     entry_point: Arc<EntryPointCtx>,
     shared: Arc<Shared>,
     pool: Arc<Pool>,
-    header_timeout: Duration,
+    serving: Serving,
 }
 
 async fn accept_loop(listener: TcpListener, conn: Conn, mut stop: watch::Receiver<bool>) {
@@ -241,25 +250,91 @@ async fn accept_loop(listener: TcpListener, conn: Conn, mut stop: watch::Receive
         let _ = stream.set_nodelay(true);
         let conn = conn.clone();
         let peer_ip = Arc::new(PeerIp::new(peer.ip()));
-        tokio::spawn(async move {
-            let header_timeout = conn.header_timeout;
-            let svc = service_fn(move |req| {
-                request::handle(
-                    conn.shared.clone(),
-                    conn.pool.clone(),
-                    conn.entry_point.clone(),
-                    peer_ip.clone(),
-                    req,
-                )
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-        });
+        let stop = stop.clone();
+        tokio::spawn(serve_connection(stream, conn, peer_ip, stop));
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client opens with HTTP/2's preface (h2c with prior knowledge), by peeking at its
+/// first bytes: an HTTP/1 request differs by its first or second byte. None: it sent nothing
+/// whole within `within`, or closed.
+async fn speaks_h2(stream: &tokio::net::TcpStream, within: Duration) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != PREFACE[..n] {
+            return Some(false);
+        }
+        if n == PREFACE.len() {
+            return Some(true);
+        }
+        // Part of the preface so far: peek returns at once with what is there, so wait a
+        // little for the rest rather than spin.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    conn: Conn,
+    peer_ip: Arc<PeerIp>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let serving = conn.serving;
+    let Some(h2) = speaks_h2(&stream, serving.header_timeout).await else {
+        return;
+    };
+    let svc = service_fn(move |req| {
+        request::handle(
+            conn.shared.clone(),
+            conn.pool.clone(),
+            conn.entry_point.clone(),
+            peer_ip.clone(),
+            req,
+        )
+    });
+    let io = TokioIo::new(stream);
+    if h2 {
+        let s = serving.http2;
+        let mut b = http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_concurrent_streams(s.max_concurrent_streams)
+            .header_table_size(s.header_table_size)
+            .max_header_list_size(s.max_header_list_size);
+        if let Some(w) = s.initial_stream_window_size {
+            b.initial_stream_window_size(w);
+        }
+        if let Some(w) = s.initial_connection_window_size {
+            b.initial_connection_window_size(w);
+        }
+        let c = b.serve_connection(io, svc);
+        tokio::pin!(c);
+        tokio::select! {
+            _ = c.as_mut() => {}
+            // Graceful stop: GOAWAY, and the streams in flight finish.
+            _ = stop.changed() => {
+                c.as_mut().graceful_shutdown();
+                let _ = c.await;
+            }
+        }
+    } else {
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(serving.header_timeout)
+            .keep_alive(true)
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await;
     }
 }
 

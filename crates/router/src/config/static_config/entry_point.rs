@@ -7,7 +7,7 @@ use betaroute_core::rules::IpNet;
 use betaroute_core::signature::RoutingKey;
 use betaroute_core::HeaderPolicy;
 
-use super::{listen_address, EntryPoint, Forwarded, RoutingTrust, TrustMode};
+use super::{listen_address, EntryPoint, Forwarded, Http2, RoutingTrust, TrustMode};
 use crate::config::read::{self, Cx, Obj};
 use crate::config::source::Entry;
 
@@ -56,6 +56,9 @@ pub fn entry_point(
         None => RoutingTrust::new(cohort_headers),
         Some(rh) => routing_trust(cx, rh, name, cohort_headers, resolve),
     };
+    let http2 = o
+        .obj(cx, "http2")
+        .map_or_else(Http2::default, |h| http2(cx, h, name));
     refuse_unsupported(cx, &mut o, name);
     // Each worker thread binds its own socket with SO_REUSEPORT anyway.
     o.ignore(
@@ -90,9 +93,54 @@ pub fn entry_point(
         name: name.clone(),
         address: address?,
         header_timeout,
+        http2,
         forwarded,
         routing,
     })
+}
+
+/// `http2`: Traefik's two settings betaroute's HTTP/2 server has, and its own limits.
+fn http2(cx: &mut Cx, mut h: Obj, name: &str) -> Http2 {
+    let d = Http2::default();
+    let positive = |h: &mut Obj, cx: &mut Cx, key: &str| -> Option<u32> {
+        let n = h.number::<u32>(cx, key)?;
+        if n == 0 {
+            cx.error(
+                h.at_key(key),
+                format!("entry point {name}: http2.{key} must be positive"),
+            );
+            return None;
+        }
+        Some(n)
+    };
+    let out = Http2 {
+        max_concurrent_streams: positive(&mut h, cx, "maxConcurrentStreams")
+            .unwrap_or(d.max_concurrent_streams),
+        header_table_size: h
+            .number::<u32>(cx, "maxDecoderHeaderTableSize")
+            .unwrap_or(d.header_table_size),
+        max_header_list_size: positive(&mut h, cx, "maxHeaderListSize")
+            .unwrap_or(d.max_header_list_size),
+        initial_stream_window_size: positive(&mut h, cx, "initialStreamWindowSize"),
+        initial_connection_window_size: positive(&mut h, cx, "initialConnectionWindowSize"),
+    };
+    h.refuse(
+        cx,
+        "maxEncoderHeaderTableSize",
+        "is not supported: the HTTP/2 encoder follows the client's table size",
+    );
+    h.finish(
+        cx,
+        &[
+            "maxConcurrentStreams",
+            "maxDecoderHeaderTableSize",
+            "maxEncoderHeaderTableSize",
+            "maxHeaderListSize",
+            "initialStreamWindowSize",
+            "initialConnectionWindowSize",
+        ],
+    );
+    out
 }
 
 /// Traefik's `forwardedHeaders`, plus betaroute's `useForwardedHost`.
@@ -136,7 +184,6 @@ fn forwarded_headers(cx: &mut Cx, mut fh: Obj, name: &str) -> Forwarded {
 fn refuse_unsupported(cx: &mut Cx, o: &mut Obj, name: &str) {
     for (key, why) in [
         ("http", "(entry point redirections, middlewares and TLS) is not supported yet"),
-        ("http2", "settings are not supported yet"),
         ("http3", "is not supported"),
         ("transport", "(responding timeouts, life cycle, keep-alive limits) is not supported yet; betaroute's entry points take headerTimeout"),
         ("proxyProtocol", "is not supported yet"),

@@ -54,8 +54,36 @@ pub struct EntryPoint {
     pub name: String,
     pub address: String,
     pub header_timeout: Option<Duration>,
+    pub http2: Http2,
     pub forwarded: Forwarded,
     pub routing: RoutingTrust,
+}
+
+/// `entryPoints.NAME.http2`: Traefik's `maxConcurrentStreams` and `maxDecoderHeaderTableSize`,
+/// and betaroute's limits on a header list and the flow-control windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2 {
+    /// Traefik's default: 250.
+    pub max_concurrent_streams: u32,
+    /// The HPACK table our decoder keeps (SETTINGS_HEADER_TABLE_SIZE); Traefik's default 4096.
+    pub header_table_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: a request's headers, uncompressed, at most (64 KiB).
+    pub max_header_list_size: u32,
+    /// Flow-control windows; none: hyper's (1 MiB... adaptive off).
+    pub initial_stream_window_size: Option<u32>,
+    pub initial_connection_window_size: Option<u32>,
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Http2 {
+            max_concurrent_streams: 250,
+            header_table_size: 4096,
+            max_header_list_size: 64 << 10,
+            initial_stream_window_size: None,
+            initial_connection_window_size: None,
+        }
+    }
 }
 
 /// How an entry point treats routing headers sent to it.

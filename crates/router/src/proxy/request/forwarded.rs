@@ -74,7 +74,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, forwarded: bool) {
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to (RFC 9110 7.8): its `Upgrade` value
-/// when `Connection` names `upgrade`. Only then are the two headers passed on.
+/// when `Connection` names `upgrade`. Only then are the two headers passed on. `h2c` is not
+/// one: RFC 9113 3.1 deprecates that upgrade, so the request is answered in HTTP/1.1 (as
+/// Traefik does) rather than tunnelled to a backend whose HTTP/2 streams no rule would see.
 pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
     let asked = h
         .get_all(header::CONNECTION)
@@ -82,7 +84,11 @@ pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    asked.then(|| h.get(header::UPGRADE).cloned()).flatten()
+    let protocol = h.get(header::UPGRADE).filter(|_| asked)?;
+    let h2c = protocol
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c")));
+    (!h2c).then(|| protocol.clone())
 }
 
 /// Puts back, after the hop-by-hop headers went, the two that carry an upgrade.
@@ -162,9 +168,17 @@ mod tests {
         assert_eq!(upgrade_of(&map(&[("upgrade", "websocket")])), None);
         assert_eq!(upgrade_of(&map(&[("connection", "upgrade")])), None);
         assert_eq!(
-            upgrade_of(&map(&[("connection", "upgraded"), ("upgrade", "h2c")])),
+            upgrade_of(&map(&[
+                ("connection", "upgraded"),
+                ("upgrade", "websocket")
+            ])),
             None
         );
+        let h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert_eq!(upgrade_of(&h2c), None, "RFC 9113 3.1: answered in HTTP/1.1");
     }
 
     #[test]
