@@ -211,3 +211,62 @@ async fn reloads_ok(r: &Router) -> u64 {
         .find_map(|l| l.strip_prefix("betaroute_config_reloads_total{result=\"success\"} "))
         .map_or(0, |n| n.trim().parse().unwrap())
 }
+
+/// RFC 8441: a WebSocket over HTTP/2 (extended CONNECT) reaches the HTTP/1.1 echo backend as
+/// an RFC 6455 handshake; the client gets 200 and messages flow both ways over its stream.
+/// Traefik answers this with 500 (traefik/traefik#7465).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_over_http2_reaches_an_http1_backend() {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let (main, beta) = (echo("main").await, echo("beta").await);
+    let r = Router::start(&config(&main, &beta));
+    let stream = tokio::net::TcpStream::connect(r.web).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // A first exchange so the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) have arrived.
+    let plain = hyper::Request::get("http://live.example.com/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let _ = sender.send_request(plain).await.unwrap();
+    let mut req = hyper::Request::connect("http://live.example.com/updates")
+        .header("sec-websocket-version", "13")
+        .header("x-rikstv-beta", "true")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.headers());
+    assert!(!resp.headers().contains_key("sec-websocket-accept"));
+    let upgraded = hyper::upgrade::on(&mut resp).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await;
+    match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => assert_eq!(t.as_str(), "beta beta=true", "on beta"),
+        m => panic!("greeting: {m:?}"),
+    }
+    let big = Message::binary(vec![7u8; 1 << 20]);
+    ws.send(big.clone()).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), big);
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "done".into(),
+    })))
+    .await
+    .unwrap();
+    match ws.next().await.unwrap().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::Normal),
+        m => panic!("close: {m:?}"),
+    }
+}

@@ -310,7 +310,9 @@ async fn serve_connection(
         b.timer(TokioTimer::new())
             .max_concurrent_streams(s.max_concurrent_streams)
             .header_table_size(s.header_table_size)
-            .max_header_list_size(s.max_header_list_size);
+            .max_header_list_size(s.max_header_list_size)
+            // RFC 8441: WebSockets over HTTP/2.
+            .enable_connect_protocol();
         if let Some(w) = s.initial_stream_window_size {
             b.initial_stream_window_size(w);
         }

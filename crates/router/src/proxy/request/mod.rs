@@ -162,8 +162,11 @@ async fn forward(
     });
     // An upgrade (WebSocket): the client's side of the tunnel, taken before the headers that
     // ask for it go with the other hop-by-hop ones; they are put back for the backend.
-    let upgrade =
-        forwarded::upgrade_of(&parts.headers).filter(|_| parts.version == Version::HTTP_11);
+    let h2_key = tunnel::from_h2(&mut parts);
+    let upgrade = match h2_key {
+        Some(_) => Some(HeaderValue::from_static("websocket")),
+        None => forwarded::upgrade_of(&parts.headers).filter(|_| parts.version == Version::HTTP_11),
+    };
     let client_side = upgrade
         .as_ref()
         .and_then(|_| parts.extensions.remove::<OnUpgrade>());
@@ -198,7 +201,15 @@ async fn forward(
     ctx.server = server;
     let mut resp = match result {
         Ok(r) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            tunnel::open(r, client_side, &target.router, ctx.cohort, &shared.registry)
+            let key = h2_key.as_deref();
+            tunnel::open(
+                r,
+                client_side,
+                key,
+                &target.router,
+                ctx.cohort,
+                &shared.registry,
+            )
         }
         result => respond(result),
     };
