@@ -61,3 +61,11 @@ if ! command -v h2load >/dev/null 2>&1; then
   say "apt-get install nghttp2-client (a few seconds)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null
 fi
+
+# PyPI's grpcio: the real gRPC server and client of crates/router/tests/grpc.rs (a wheel, seconds).
+GRPCIO_VERSION=1.85.3
+if [ "$(python3 -c 'import grpc; print(grpc.__version__)' 2>/dev/null)" != "$GRPCIO_VERSION" ]; then
+  say "pip install grpcio $GRPCIO_VERSION (a wheel, seconds)"
+  python3 -m pip install --user --quiet "grpcio==$GRPCIO_VERSION" 2>&1 | grep -v "running pip as the 'root' user" >&2 || true
+  python3 -c 'import grpc' || { echo "grpcio did not install" >&2; exit 1; }
+fi

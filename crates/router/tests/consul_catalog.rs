@@ -25,7 +25,6 @@ const REFUSED: &[(&str, &str)] = &[
         "one container with label url and preserve path",
         "preservePath",
     ),
-    ("one container with label port", "h2c://"),
     ("tcp with label", "connectAware"),
     ("two HTTP service instances with one canary", "connectAware"),
 ];

@@ -23,6 +23,8 @@ pub struct Server {
     pub host_header: http::HeaderValue,
     /// `host:port` to connect to (port 80 when the URL has none); keys the connection pool.
     pub address: Arc<str>,
+    /// An `h2c://` server: HTTP/2 with prior knowledge (what gRPC backends speak).
+    pub h2c: bool,
     /// Path of the server URL, without a trailing `/` ("" for none): prefixed to request paths.
     base_path: String,
     pub weight: u32,
@@ -60,6 +62,7 @@ impl Server {
             )
             .into(),
             base_path: url.path().trim_end_matches('/').to_owned(),
+            h2c: url.scheme_str() == Some("h2c"),
             authority,
             url,
             weight,

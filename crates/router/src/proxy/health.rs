@@ -14,7 +14,33 @@ use super::balancer::{LoadBalancer, Server, Service};
 use super::state::State;
 use crate::config::HealthSpec;
 
-pub type CheckClient = Client<HttpConnector, Empty<Bytes>>;
+/// The checks' clients: HTTP/1.1 for `http://` servers, HTTP/2 with prior knowledge for
+/// `h2c://` ones (which may speak nothing else).
+#[derive(Clone)]
+pub struct CheckClient {
+    http1: Client<HttpConnector, Empty<Bytes>>,
+    h2c: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl CheckClient {
+    pub fn new(connect_timeout: std::time::Duration) -> CheckClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        let exec = hyper_util::rt::TokioExecutor::new();
+        CheckClient {
+            http1: Client::builder(exec.clone()).build(connector.clone()),
+            h2c: Client::builder(exec).http2_only(true).build(connector),
+        }
+    }
+
+    fn of(&self, server: &Server) -> &Client<HttpConnector, Empty<Bytes>> {
+        if server.h2c {
+            &self.h2c
+        } else {
+            &self.http1
+        }
+    }
+}
 
 /// Starts the checks of a state; the caller aborts the handles when the state is replaced.
 pub fn spawn_all(state: &State, client: &CheckClient) -> Vec<JoinHandle<()>> {
@@ -118,7 +144,7 @@ async fn check_once(
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req.body(Empty::new()).map_err(Unhealthy::BadRequest)?;
-    match tokio::time::timeout(spec.timeout, client.request(req)).await {
+    match tokio::time::timeout(spec.timeout, client.of(server).request(req)).await {
         Ok(Ok(resp)) => {
             let s = resp.status();
             match spec.status {

@@ -31,8 +31,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
 use crate::config::dynamic::Layer;
@@ -141,9 +139,7 @@ async fn serve(
     let (routing, _) = reload::routing(&layers, &ep_names);
     reload::log_diagnostics(&routing.diagnostics);
     let state = State::build(routing, &ep_names, None, &registry);
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(st.timeouts.dial));
-    let check_client: health::CheckClient = Client::builder(TokioExecutor::new()).build(connector);
+    let check_client = health::CheckClient::new(st.timeouts.dial);
     let health_tasks = health::spawn_all(&state, &check_client);
     let shared = Arc::new(Shared {
         state: ArcSwap::from_pointee(state),

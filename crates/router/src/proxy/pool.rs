@@ -19,7 +19,8 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use http_body_util::Full;
@@ -87,6 +88,8 @@ struct Idle {
 
 pub struct Pool {
     idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    /// One multiplexed HTTP/2 connection per `h2c://` backend and worker thread.
+    h2: Mutex<HashMap<Arc<str>, http2::SendRequest<UpstreamBody>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -110,6 +113,7 @@ impl Pool {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(HashMap::new()),
+            h2: Mutex::new(HashMap::new()),
             connect_timeout,
             idle_timeout,
         })
@@ -174,6 +178,89 @@ impl Pool {
                 },
             }
         }
+    }
+
+    /// Sends `req` to an `h2c://` server at `authority` (HTTP/2 with prior knowledge), on the
+    /// worker's connection to it, made when there is none or it has closed. The Host header
+    /// becomes `:authority`.
+    pub async fn send_h2(
+        self: &Arc<Self>,
+        authority: &Arc<str>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let host = req
+            .headers_mut()
+            .remove(http::header::HOST)
+            .and_then(|h| h.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| authority.to_string());
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        *req.uri_mut() = format!("http://{host}{pq}")
+            .parse()
+            .map_err(|_| SendError::Upstream)?;
+        *req.version_mut() = http::Version::HTTP_2;
+        let cached = {
+            let h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+            h2.get(authority).filter(|s| !s.is_closed()).cloned()
+        };
+        let (mut sender, reused) = match cached {
+            Some(s) => (s, true),
+            None => {
+                let s = self.connect_h2(authority).await?;
+                let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+                h2.insert(authority.clone(), s.clone());
+                (s, false)
+            }
+        };
+        if sender.ready().await.is_err() {
+            return Err(if reused {
+                SendError::Stale
+            } else {
+                SendError::Connect
+            });
+        }
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                Ok(Response::from_parts(
+                    parts,
+                    PooledBody {
+                        body,
+                        back: None,
+                        held: Vec::new(),
+                    },
+                ))
+            }
+            Err(e) => Err(match (no_response(&e), reused) {
+                (true, true) => SendError::Stale,
+                (true, false) => SendError::Reset,
+                (false, _) => SendError::Upstream,
+            }),
+        }
+    }
+
+    async fn connect_h2(
+        &self,
+        authority: &str,
+    ) -> Result<http2::SendRequest<UpstreamBody>, SendError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
+                Ok(Ok(s)) => s,
+                _ => return Err(SendError::Connect),
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| SendError::Connect)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     fn checkout(&self, authority: &str) -> Option<SendRequest<UpstreamBody>> {

@@ -225,11 +225,13 @@ fn server(cx: &mut Cx, node: &Node, what: &str, refused: &mut Vec<String>) -> Op
     };
     let text = read::string(cx, url_node, &format!("{what}: url"))?;
     match text.parse::<::http::Uri>() {
-        Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => Some(ServerSpec {
-            url: u,
-            weight: weight.unwrap_or(1),
-        }),
-        Ok(u) if matches!(u.scheme_str(), Some("https" | "h2c")) && u.authority().is_some() => {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "h2c")) && u.authority().is_some() => {
+            Some(ServerSpec {
+                url: u,
+                weight: weight.unwrap_or(1),
+            })
+        }
+        Ok(u) if u.scheme_str() == Some("https") && u.authority().is_some() => {
             refused.push(
                 cx.refuse(
                     url_node.at,
@@ -245,7 +247,9 @@ fn server(cx: &mut Cx, node: &Node, what: &str, refused: &mut Vec<String>) -> Op
         _ => {
             cx.error(
                 url_node.at,
-                format!("{what}: url {text:?} is not http://host[:port][/path]"),
+                format!(
+                    "{what}: url {text:?} is not http://host[:port][/path] or h2c://host[:port]"
+                ),
             );
             None
         }

@@ -167,6 +167,7 @@ async fn error_page(
         method: http::Method::GET,
         path_and_query: Some(path_and_query),
         headers: original.headers.clone(),
+        te_trailers: false,
     };
     let host = HeaderValue::from_str(&original.host).ok();
     let service = cx.state.services.get(&e.service).map(|s| &**s);

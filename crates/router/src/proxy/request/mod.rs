@@ -170,6 +170,13 @@ async fn forward(
     let client_side = upgrade
         .as_ref()
         .and_then(|_| parts.extensions.remove::<OnUpgrade>());
+    let te_trailers = parts
+        .headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     let mut host = prepare(ctx, peer, &mut parts, !target.chain.is_empty());
     if let Some(protocol) = upgrade {
         forwarded::restore_upgrade(&mut parts.headers, protocol);
@@ -186,6 +193,7 @@ async fn forward(
     }
     let cx = acx.send;
     let mut head = upstream::Head::of(parts);
+    head.te_trailers = te_trailers;
     let body = match &done.buffering {
         None => Ok(upstream::SendBody::of(body)),
         Some(b) => upstream::read_whole(&mut head, body, b).await,

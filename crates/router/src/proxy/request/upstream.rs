@@ -151,6 +151,9 @@ pub struct Head {
     pub method: Method,
     pub path_and_query: Option<http::uri::PathAndQuery>,
     pub headers: http::HeaderMap,
+    /// The client sent `TE: trailers` (a hop-by-hop header, gone from `headers`): passed on to
+    /// HTTP/2 servers.
+    pub te_trailers: bool,
 }
 
 impl Head {
@@ -159,6 +162,7 @@ impl Head {
             path_and_query: parts.uri.path_and_query().cloned(),
             method: parts.method,
             headers: parts.headers,
+            te_trailers: false,
         }
     }
 }
@@ -184,6 +188,7 @@ pub async fn send(
         method,
         path_and_query,
         mut headers,
+        te_trailers,
     } = head;
     // Only a kept body can be sent twice: a streamed one is sent once.
     let (mut body, kept) = match body {
@@ -213,7 +218,19 @@ pub async fn send(
             _ => server.host_header.clone(),
         };
         req.headers_mut().insert(header::HOST, host);
-        let e = match tokio::time::timeout(cx.timeout, cx.pool.send(&server.address, req)).await {
+        if server.h2c && te_trailers {
+            // What gRPC servers look for to know trailers reach the client (RFC 9113 8.2.2).
+            req.headers_mut()
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        let sent = async {
+            if server.h2c {
+                cx.pool.send_h2(&server.address, req).await
+            } else {
+                cx.pool.send(&server.address, req).await
+            }
+        };
+        let e = match tokio::time::timeout(cx.timeout, sent).await {
             Ok(Ok(resp)) => return (Ok(resp), Some(server)),
             Err(_) => return (Err(ProxyError::Timeout), Some(server)),
             Ok(Err(e)) => e,
@@ -275,11 +292,7 @@ pub async fn send_retrying(
     let mut backoff = retry.backoff();
     let mut attempt = 1;
     loop {
-        let this = Head {
-            method: head.method.clone(),
-            path_and_query: head.path_and_query.clone(),
-            headers: head.headers.clone(),
-        };
+        let this = head.clone();
         let (result, server) = send(
             cx,
             target.service.as_deref(),
