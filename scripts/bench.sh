@@ -117,7 +117,9 @@ http { access_log off; keepalive_requests 1000000;
     location /api/ { auth_basic "bench"; auth_basic_user_file $WORK/htpasswd; limit_req zone=chain burst=1000000 nodelay;
       add_header X-Frame-Options DENY; add_header X-Content-Type-Options nosniff; add_header X-Custom-Response yes;
       proxy_set_header X-Script-Name bench; rewrite ^/api(/.*)\$ \$1 break;
-      proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+      proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } }
+  # HTTP/2 with prior knowledge (h2c) to clients, HTTP/1.1 to the backend, as betaroute does.
+  server { listen 127.0.0.1:9407 http2; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
 CONF
 # bench:bench, {SHA} for both: the comparison is of the chain, not of password hashing (NGINX
 # would run MD5-crypt or bcrypt on every request; betaroute remembers verified credentials).
@@ -219,6 +221,29 @@ read -r nc_rps _ nc_p99 _ <<< "$(printf '%s' "${runs[NGINX, chain (headers, rewr
 read -r bc_rps _ bc_p99 _ <<< "$(printf '%s' "${runs[betaroute, chain (headers, stripPrefix, rateLimit, basicAuth)]}" | medians)"
 awk -v a="$bc_rps" -v b="$nc_rps" -v c="$bc_p99" -v d="$nc_p99" 'BEGIN {printf "chain: betaroute %.2fx NGINX req/s, p99 %.2fx\n", a/b, c/d}'
 echo "goal: betaroute at least NGINX's req/s, p99 no worse (without middlewares and with the chain)"
+echo
+echo "### HTTP/2 (h2c) to the proxy, HTTP/1.1 to the backend: h2load -c10 -m10 (100 streams over 10 connections) -D${DURATION}s"
+h2once() { # PORT -> "rps mean_ms" for one h2load run
+  taskset -c 0 h2load -c10 -m10 -t1 -D "$DURATION" -H ':authority: api.example.com' -H 'x-rikstv-beta: true' "http://127.0.0.1:$1/" 2>/dev/null |
+    awk '/^finished in/ {rps=$4} /^time for request:/ {m=$6; if (m ~ /us$/) m=m/1000; else if (m ~ /ms$/) m=m+0; else m=m*1000}
+      /^status codes:/ {ok=$3} END {printf "%s %.3f %s\n", rps, m, ok}'
+}
+declare -A h2=()
+for _ in 1 2 3; do
+  for t in "NGINX (http2)|9407" "betaroute|9404"; do
+    IFS='|' read -r name port <<< "$t"
+    h2[$name]+="$(h2once "$port")"$'\n'
+  done
+done
+med() { cut -d' ' -f"$1" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+n2=$(printf '%s' "${h2[NGINX (http2)]}" | med 1)
+printf '| target | req/s | vs NGINX | mean ms per request | 2xx in the median run |\n|---|---|---|---|---|\n'
+for name in "NGINX (http2)" "betaroute"; do
+  r=$(printf '%s' "${h2[$name]}" | med 1); m=$(printf '%s' "${h2[$name]}" | med 2)
+  ok=$(printf '%s' "${h2[$name]}" | awk -v r="$r" '$1 == r {print $3; exit}')
+  printf '| %s | %.0f | %.2fx | %s | %s |\n' "$name" "$r" "$(awk -v a="$r" -v b="$n2" 'BEGIN{print a/b}')" "$m" "$ok"
+done
+echo "goal: betaroute at least NGINX's HTTP/2 req/s"
 echo
 }
 
