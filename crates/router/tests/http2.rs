@@ -173,14 +173,7 @@ async fn a_reset_stream_does_not_affect_its_siblings() {
     let beta = Backend::start("beta").await;
     main.slow_ms.store(300, Ordering::SeqCst);
     let r = Router::start(&beta_main_config(&main.url(), &beta.url()));
-    let stream = tokio::net::TcpStream::connect(r.web).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let sender = h2_connect(r.web).await;
     let req = |path: &str| {
         hyper::Request::get(format!("http://api.example.com{path}"))
             .body(Empty::<Bytes>::new())
@@ -221,14 +214,7 @@ async fn sigterm_sends_goaway_and_lets_streams_in_flight_finish() {
     let beta = Backend::start("beta").await;
     main.slow_ms.store(700, Ordering::SeqCst);
     let mut r = Router::start(&beta_main_config(&main.url(), &beta.url()));
-    let stream = tokio::net::TcpStream::connect(r.web).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let sender = h2_connect(r.web).await;
     let req = |path: &str| {
         hyper::Request::get(format!("http://api.example.com{path}"))
             .body(Empty::<Bytes>::new())

@@ -222,14 +222,7 @@ async fn a_websocket_over_http2_reaches_an_http1_backend() {
     use tokio_tungstenite::tungstenite::protocol::Role;
     let (main, beta) = (echo("main").await, echo("beta").await);
     let r = Router::start(&config(&main, &beta));
-    let stream = tokio::net::TcpStream::connect(r.web).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_connect(r.web).await;
     // A first exchange so the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) have arrived.
     let plain = hyper::Request::get("http://live.example.com/")
         .body(Empty::<Bytes>::new())

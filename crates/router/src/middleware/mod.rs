@@ -11,6 +11,8 @@
 
 mod basic_auth;
 pub mod buffering;
+#[cfg(test)]
+mod case_data;
 pub mod circuit_breaker;
 pub mod codes;
 pub mod compress;

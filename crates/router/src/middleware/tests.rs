@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use super::case_data::values;
+
 use super::{run, Req, Stop};
 use crate::config::Format;
 
@@ -281,18 +283,6 @@ fn check(kind: &str) -> Vec<String> {
         }
     }
     failures
-}
-
-fn values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
 }
 
 /// Headers against a case's expectation (`null`: absent; an array: every value, in order);

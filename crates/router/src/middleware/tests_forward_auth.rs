@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::Value;
+
+use super::case_data::{all, header_map, values};
 
 use super::{respond, run, Flow, Middleware, Req, Stop};
 use crate::config::Format;
@@ -52,36 +53,6 @@ const KNOWN: &[(&str, &str)] = &[];
 fn run_elsewhere(name: &str) -> bool {
     name.starts_with("TestForwardAuth_writeHeader")
         || name.starts_with("TestForwardAuth_oldWriteHeader")
-}
-
-fn values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
-fn header_map(h: &Value) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (k, v) in h.as_object().into_iter().flatten() {
-        let name = HeaderName::from_bytes(k.as_bytes()).unwrap();
-        for v in values(v) {
-            out.append(name.clone(), HeaderValue::from_str(&v).unwrap());
-        }
-    }
-    out
-}
-
-fn all(h: &HeaderMap, k: &str) -> Vec<String> {
-    h.get_all(k)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
 }
 
 /// The forwardAuth chain `config` makes, through the configuration reader (as `tests.rs`'s

@@ -10,9 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use serde_json::Value;
+
+use super::case_data::{header_map, values};
 
 use super::compress::{Compress, Encoding, MediaType, DEFAULT_ENCODINGS, DEFAULT_MIN_SIZE};
 use super::retry::{Outcome, Retry};
@@ -192,32 +194,6 @@ fn retry(config: &Value) -> Result<Arc<Retry>, String> {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// Headers from `{name: value or [values]}`, every value appended in order.
-fn headers(v: &Value) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in v.as_object().into_iter().flatten() {
-        for v in strings(v) {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(&v).unwrap(),
-            );
-        }
-    }
-    h
-}
-
 fn accept(lines: &[String]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for l in lines {
@@ -273,7 +249,7 @@ fn accept_encoding(key: &str) {
                 continue;
             }
         };
-        let got = token(m.choose(&Method::GET, &accept(&strings(&c["accept_encoding"]))));
+        let got = token(m.choose(&Method::GET, &accept(&values(&c["accept_encoding"]))));
         let want = match c["expect"].as_str().unwrap() {
             "identity" | "not_acceptable" => None,
             e => Some(e),
@@ -305,7 +281,7 @@ fn compress_parse_accept_encoding_cases() {
     let cases = section("compress", "parse_accept_encoding_cases");
     for c in &cases {
         let name = c["name"].as_str().unwrap();
-        let supported = strings(&c["supported"]);
+        let supported = values(&c["supported"]);
         let m = match compress(&serde_json::json!({"encodings": supported})) {
             Ok(m) => m,
             Err(e) => {
@@ -333,7 +309,7 @@ fn compress_parse_accept_encoding_cases() {
             Some(("*", _)) => Some(supported[0].as_str()),
             Some((t, _)) => Some(t),
         };
-        let got = token(m.choose(&Method::GET, &accept(&strings(&c["values"]))));
+        let got = token(m.choose(&Method::GET, &accept(&values(&c["values"]))));
         if got != want {
             failures.push(format!(
                 "{name}: {got:?}, the winner of Traefik's {} is {want:?}",
@@ -417,7 +393,7 @@ fn expected_encoding(c: &Value) -> Option<Option<String>> {
     match e["headers"].get("Content-Encoding")? {
         Value::Null => Some(None),
         v if c["next"]["headers"].get("Content-Encoding") == Some(v) => Some(None),
-        v => Some(strings(v).first().cloned()),
+        v => Some(values(v).first().cloned()),
     }
 }
 
@@ -466,11 +442,11 @@ fn compress_cases() {
         run += 1;
         let r = &c["request"];
         let method = Method::from_bytes(r["method"].as_str().unwrap().as_bytes()).unwrap();
-        let chosen = m.choose(&method, &headers(&r["headers"]));
+        let chosen = m.choose(&method, &header_map(&r["headers"]));
         let next = &c["next"];
-        let mut response = headers(&next["headers"]);
+        let mut response = header_map(&next["headers"]);
         for w in next["writes"].as_array().into_iter().flatten() {
-            response.extend(headers(&w["add_header"]));
+            response.extend(header_map(&w["add_header"]));
         }
         let status = StatusCode::from_u16(next["status"].as_u64().unwrap() as u16).unwrap();
         let got = chosen.filter(|_| m.compresses(status, &response));

@@ -25,8 +25,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+
+use super::case_data::{all, header_map};
 
 use super::buffering::{Buffering, Try};
 use super::circuit_breaker::{CircuitBreaker, Metrics, State};
@@ -168,36 +169,6 @@ fn chain(kind: &str, config: &Value) -> Result<Vec<Arc<Middleware>>, String> {
         Some(why) => Err(why.clone()),
         None => Ok(r.chain.clone()),
     }
-}
-
-fn values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
-fn header_map(h: &Value) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (k, v) in h.as_object().into_iter().flatten() {
-        let name = HeaderName::from_bytes(k.as_bytes()).unwrap();
-        for v in values(v) {
-            out.append(name.clone(), HeaderValue::from_str(&v).unwrap());
-        }
-    }
-    out
-}
-
-fn all(h: &HeaderMap, k: &str) -> Vec<String> {
-    h.get_all(k)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Runs a file's cases: skipped ones are not run (each must be a case), known ones must

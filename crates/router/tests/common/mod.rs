@@ -514,3 +514,18 @@ pub fn curl(args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
         .collect();
     (status, headers, out.stdout)
 }
+
+/// An HTTP/2 connection with prior knowledge (hyper's client), driven in the background.
+pub async fn h2_connect(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}
