@@ -96,10 +96,7 @@ async fn client(r: &Router, scenario: &str, hold: &str) -> serde_json::Value {
 #[tokio::test]
 async fn unary_and_streaming_calls_with_their_status_and_trailers() {
     let (main, beta) = (GrpcServer::start("main"), GrpcServer::start("beta"));
-    let st = STATIC.replace(
-        "responseHeaderTimeout = \"1s\"",
-        "responseHeaderTimeout = \"10s\"",
-    );
+    let st = patient_static();
     let r = Router::start_with(&st, &config(&main, &beta));
     let out = client(&r, "all", "0").await;
     assert_eq!(out["main"]["reply"], "main:hi:beta=");
@@ -134,10 +131,7 @@ async fn unary_and_streaming_calls_with_their_status_and_trailers() {
 #[tokio::test]
 async fn a_bidirectional_stream_stays_open_for_90_seconds() {
     let (main, beta) = (GrpcServer::start("main"), GrpcServer::start("beta"));
-    let st = STATIC.replace(
-        "responseHeaderTimeout = \"1s\"",
-        "responseHeaderTimeout = \"10s\"",
-    );
+    let st = patient_static();
     let r = Router::start_with(&st, &config(&main, &beta));
     let out = client(&r, "hold", "90").await;
     assert_eq!(

@@ -1663,17 +1663,9 @@ fn a_retry_expression_oxy_refuses_is_an_error_at_its_line() {
         "http:\n  middlewares:\n    again:\n      buffering:\n        retryExpression: \"!IsNetworkError()\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_betaroute"))
-        .args(["check", "--dynamic"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_ne!(out.status.code(), Some(0), "{all}");
+    let (code, out, err) = betaroute(&["check", "--dynamic", f.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_ne!(code, 0, "{all}");
     assert!(all.contains(":5:"), "located at its line: {all}");
     assert!(all.contains("! is not supported"), "{all}");
 }

@@ -5,16 +5,13 @@
 //! goes to the client through the chain's response sides, a `Next` lets the backend's response
 //! (as the case gives it) go through them.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::case_data::{all, header_map, values};
+use super::case_data::{all, chain, header_map, values};
 
 use super::{respond, run, Flow, Middleware, Req, Stop};
-use crate::config::Format;
 
 /// The placeholders' stand-ins: Traefik's httptest auth server and the server in front of the
 /// middleware (both `http://127.0.0.1:<port>`, no path).
@@ -55,24 +52,6 @@ fn run_elsewhere(name: &str) -> bool {
         || name.starts_with("TestForwardAuth_oldWriteHeader")
 }
 
-/// The forwardAuth chain `config` makes, through the configuration reader (as `tests.rs`'s
-/// helper); `Err`: why it is refused or rejected.
-fn chain(config: &Value) -> Result<Vec<Arc<Middleware>>, String> {
-    let doc = serde_json::json!({"http": {
-        "routers": {"r": {"rule": "PathPrefix(`/`)", "service": "s", "middlewares": ["m"]}},
-        "services": {"s": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}}},
-        "middlewares": {"m": {"forwardAuth": config}},
-    }});
-    let cfg =
-        crate::config::dynamic::parse_dynamic_str("case.yaml", &doc.to_string(), Format::Yaml)
-            .map_err(|e| e.to_string())?;
-    let r = &cfg.routers[0];
-    match &r.refused {
-        Some(why) => Err(why.clone()),
-        None => Ok(r.chain.clone()),
-    }
-}
-
 /// `received body empty` / `received body == ""`: what the auth server reads.
 fn wants_empty_auth_body(checks: &str) -> bool {
     checks.contains("received body empty") || checks.contains("received body == \"\"")
@@ -93,7 +72,7 @@ fn check(c: &Value) -> Vec<String> {
     if config["address"] == "AUTH" {
         config["address"] = Value::String(AUTH.into());
     }
-    let built = chain(&config);
+    let built = chain("forwardAuth", &config);
     // Refused by name in betaroute: the body is never sent to the auth server.
     if config["forwardBody"] == true {
         match built {

@@ -14,11 +14,10 @@ use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use super::case_data::{header_map, values};
+use super::case_data::{chain, header_map, values};
 
 use super::compress::{Compress, Encoding, MediaType, DEFAULT_ENCODINGS, DEFAULT_MIN_SIZE};
 use super::retry::{Outcome, Retry};
-use crate::config::Format;
 
 /// Deliberate differences from Traefik, by case (`test/name`): each must still differ, so the
 /// list stays honest.
@@ -162,33 +161,15 @@ fn id(c: &Value) -> String {
     }
 }
 
-/// The middleware of kind `kind` with `config`, through the configuration reader (as
-/// `tests.rs` builds it).
-fn middleware(kind: &str, config: &Value) -> Result<Vec<Arc<super::Middleware>>, String> {
-    let doc = serde_json::json!({"http": {
-        "routers": {"r": {"rule": "PathPrefix(`/`)", "service": "s", "middlewares": ["m"]}},
-        "services": {"s": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}}},
-        "middlewares": {"m": {kind: if config.is_null() { serde_json::json!({}) } else { config.clone() }}},
-    }});
-    let cfg =
-        crate::config::dynamic::parse_dynamic_str("case.yaml", &doc.to_string(), Format::Yaml)
-            .map_err(|e| e.to_string())?;
-    let r = &cfg.routers[0];
-    if let Some(why) = &r.refused {
-        return Err(why.clone());
-    }
-    Ok(r.chain.clone())
-}
-
 fn compress(config: &Value) -> Result<Arc<Compress>, String> {
-    match middleware("compress", config)?.first().map(|m| &**m) {
+    match chain("compress", config)?.first().map(|m| &**m) {
         Some(super::Middleware::Compress(c)) => Ok(c.clone()),
         other => Err(format!("not a compress middleware: {other:?}")),
     }
 }
 
 fn retry(config: &Value) -> Result<Arc<Retry>, String> {
-    match middleware("retry", config)?.first().map(|m| &**m) {
+    match chain("retry", config)?.first().map(|m| &**m) {
         Some(super::Middleware::Retry(r)) => Ok(r.clone()),
         other => Err(format!("not a retry middleware: {other:?}")),
     }

@@ -27,13 +27,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::case_data::{all, header_map};
+use super::case_data::{all, chain, header_map};
 
 use super::buffering::{Buffering, Try};
 use super::circuit_breaker::{CircuitBreaker, Metrics, State};
 use super::errors::{Errors, Original};
 use super::{run, After, Middleware, Req, Stop};
-use crate::config::Format;
 
 const ERRORS: &str = include_str!("cases/errors.json");
 const BUFFERING: &str = include_str!("cases/buffering.json");
@@ -148,26 +147,6 @@ fn id(c: &Value) -> String {
     match c["name"].as_str() {
         Some(n) if !n.is_empty() => format!("{test}/{n}"),
         _ => test.to_owned(),
-    }
-}
-
-/// The chain of one middleware of kind `kind` with `config`, through the configuration reader
-/// (as `tests.rs` builds it); `Err`: why it is refused or rejected. A service `error` exists
-/// for `errors` to name.
-fn chain(kind: &str, config: &Value) -> Result<Vec<Arc<Middleware>>, String> {
-    let server = serde_json::json!({"loadBalancer": {"servers": [{"url": "http://127.0.0.1:1"}]}});
-    let doc = serde_json::json!({"http": {
-        "routers": {"r": {"rule": "PathPrefix(`/`)", "service": "s", "middlewares": ["m"]}},
-        "services": {"s": server, "error": server},
-        "middlewares": {"m": {kind: config}},
-    }});
-    let cfg =
-        crate::config::dynamic::parse_dynamic_str("case.yaml", &doc.to_string(), Format::Yaml)
-            .map_err(|e| e.to_string())?;
-    let r = &cfg.routers[0];
-    match &r.refused {
-        Some(why) => Err(why.clone()),
-        None => Ok(r.chain.clone()),
     }
 }
 

@@ -246,12 +246,7 @@ impl Pool {
         &self,
         authority: &str,
     ) -> Result<http2::SendRequest<UpstreamBody>, SendError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
-                Ok(Ok(s)) => s,
-                _ => return Err(SendError::Connect),
-            };
-        let _ = stream.set_nodelay(true);
+        let stream = self.dial(authority).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(TokioIo::new(stream))
@@ -289,14 +284,19 @@ impl Pool {
         }
     }
 
+    /// A TCP connection to `authority` within the dial timeout, without Nagle's delay.
+    async fn dial(&self, authority: &str) -> Result<TcpStream, SendError> {
+        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            _ => Err(SendError::Connect),
+        }
+    }
+
     async fn connect(&self, authority: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) => return Err(SendError::Connect),
-                Err(_) => return Err(SendError::Connect),
-            };
-        let _ = stream.set_nodelay(true);
+        let stream = self.dial(authority).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

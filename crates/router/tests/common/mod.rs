@@ -529,3 +529,27 @@ pub async fn h2_connect(
     tokio::spawn(conn);
     sender
 }
+
+/// Runs the `betaroute` CLI: its exit code, stdout and stderr.
+pub fn betaroute(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_betaroute"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The suite's static configuration with a 30 s response header timeout, for tests whose
+/// backends may take longer than 1 s on a loaded machine (many streams at once, Python's gRPC).
+pub fn patient_static() -> String {
+    let st = STATIC.replace(
+        "responseHeaderTimeout = \"1s\"",
+        "responseHeaderTimeout = \"30s\"",
+    );
+    assert_ne!(st, STATIC);
+    st
+}

@@ -167,6 +167,12 @@ impl Head {
     }
 }
 
+/// What a send gives: the answer, and the server tried last (for the log).
+type Sent = (
+    Result<Response<PooledBody>, ProxyError>,
+    Option<Arc<Server>>,
+);
+
 /// Sends to a server of the target's service. Returns the server tried last, for the log.
 pub async fn send(
     cx: &SendCx<'_>,
@@ -174,10 +180,7 @@ pub async fn send(
     head: Head,
     body: SendBody,
     original_host: Option<&HeaderValue>,
-) -> (
-    Result<Response<PooledBody>, ProxyError>,
-    Option<Arc<Server>>,
-) {
+) -> Sent {
     let Some(lb) = service.and_then(|s| s.resolve()) else {
         return (Err(ProxyError::NoServer), None);
     };
@@ -271,10 +274,7 @@ pub async fn send_retrying(
     head: Head,
     body: SendBody,
     original_host: Option<&HeaderValue>,
-) -> (
-    Result<Response<PooledBody>, ProxyError>,
-    Option<Arc<Server>>,
-) {
+) -> Sent {
     let started = std::time::Instant::now();
     let kept = match body {
         SendBody::Again(b) => Kept::Whole(b),
@@ -318,11 +318,6 @@ pub async fn send_retrying(
         tokio::time::sleep(backoff.next(random())).await;
     }
 }
-
-type Sent = (
-    Result<Response<PooledBody>, ProxyError>,
-    Option<Arc<Server>>,
-);
 
 /// The send phase: once, or through `retry` when the chain has one.
 pub async fn send_once(
