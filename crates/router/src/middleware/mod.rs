@@ -302,6 +302,8 @@ pub struct Req<'a> {
     pub retry: Option<std::sync::Arc<retry::Retry>>,
     /// `buffering`: the send phase reads the request body first.
     pub buffering: Option<std::sync::Arc<buffering::Buffering>>,
+    /// The TLS connection the request came on (`tls` is true), for `passTLSClientCert`.
+    pub tls_conn: Option<std::sync::Arc<crate::proxy::shared::TlsConn>>,
 }
 
 impl<'a> Req<'a> {
@@ -321,7 +323,15 @@ impl<'a> Req<'a> {
             held: Vec::new(),
             retry: None,
             buffering: None,
+            tls_conn: None,
         }
+    }
+
+    /// The request came over this TLS connection.
+    pub fn with_tls(mut self, conn: std::sync::Arc<crate::proxy::shared::TlsConn>) -> Self {
+        self.tls = true;
+        self.tls_conn = Some(conn);
+        self
     }
 
     /// Go's `req.Host = ...` (a `Host` custom request header).

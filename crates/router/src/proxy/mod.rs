@@ -24,7 +24,7 @@ mod pool;
 mod reload;
 mod request;
 mod server;
-mod shared;
+pub(crate) mod shared;
 mod state;
 
 use std::path::PathBuf;

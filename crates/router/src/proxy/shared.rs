@@ -61,18 +61,41 @@ pub struct EntryPointCtx {
     pub served_by: Option<HeaderName>,
 }
 
-/// A connection's peer address, as text and as a header value: computed once per connection,
-/// not per request.
+/// A connection's peer address, as text and as a header value, and what its TLS handshake
+/// settled: computed once per connection, not per request.
 pub struct PeerIp {
     pub ip: IpAddr,
     pub text: String,
     pub value: HeaderValue,
+    /// `None`: a plain-text connection.
+    pub tls: Option<Arc<TlsConn>>,
 }
 
 impl PeerIp {
     pub fn new(ip: IpAddr) -> PeerIp {
         let text = ip.to_string();
         let value = HeaderValue::from_str(&text).expect("an IP address is a valid header value");
-        PeerIp { ip, text, value }
+        PeerIp {
+            ip,
+            text,
+            value,
+            tls: None,
+        }
     }
+}
+
+/// What a TLS connection's handshake settled, for its requests (routing, `passTLSClientCert`,
+/// the access log).
+#[derive(Debug, Clone, Default)]
+pub struct TlsConn {
+    /// The SNI the client sent, lower case.
+    pub server_name: Option<String>,
+    /// `1.2` or `1.3`, as Traefik's access log writes it.
+    pub version: &'static str,
+    /// The cipher suite, by Go's name (`TLS_AES_128_GCM_SHA256`).
+    pub cipher: &'static str,
+    /// The TLS options (`tls.options` name, qualified) the handshake used.
+    pub options: String,
+    /// The client's certificate chain, leaf first (empty: none was asked for or sent).
+    pub peer_certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
 }

@@ -338,6 +338,9 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
     let mut req = crate::middleware::Req::new(parts, &host, false, peer.ip);
+    if let Some(conn) = &peer.tls {
+        req = req.with_tls(conn.clone());
+    }
     let mut from = 0;
     let answer = loop {
         match crate::middleware::run(&target.chain, from, &mut req) {
