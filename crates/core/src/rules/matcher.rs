@@ -259,6 +259,20 @@ impl Node {
         }
     }
 
+    /// Every `Host` matcher's expression, negated or not, lower case: Traefik's
+    /// `ParseMatchers(["Host"])`, which maps a TLS router's hosts to its TLS options.
+    pub fn host_domains(&self, out: &mut Vec<String>) {
+        match self {
+            Node::And(a, b) | Node::Or(a, b) => {
+                a.host_domains(out);
+                b.host_domains(out);
+            }
+            Node::Not(a) => a.host_domains(out),
+            Node::Leaf(Matcher::Host(h)) => out.push(h.to_ascii_lowercase()),
+            Node::Leaf(_) => {}
+        }
+    }
+
     /// Host keys such that the rule can only match a request whose canonical host (one trailing
     /// dot removed) is one of them; `None` when the rule is not constrained that way.
     pub fn host_keys(&self) -> Option<Vec<HostKey>> {

@@ -66,6 +66,14 @@ impl Rule {
         self.node.eval(req)
     }
 
+    /// The domains of the rule's `Host` matchers, lower case, as Traefik picks a TLS router's
+    /// options by SNI (negated matchers included, as Traefik's parser does).
+    pub fn host_domains(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.node.host_domains(&mut out);
+        out
+    }
+
     pub(crate) fn host_keys(&self) -> Option<Vec<HostKey>> {
         self.node.host_keys()
     }

@@ -101,7 +101,8 @@ pub fn load_routing(sources: &Sources) -> Result<Loaded, CliError> {
         layers.push(config::dynamic::Layer::empty(CONSUL_PROVIDER));
     }
     let refs: Vec<&config::dynamic::Layer> = layers.iter().collect();
-    let (mut routing, _) = config::dynamic::combine(&refs);
+    let known = statics.as_ref().map(|s| s.statics()).unwrap_or_default();
+    let (mut routing, _) = config::dynamic::combine(&refs, &known);
     let unknown_yet = format!("@{CONSUL_PROVIDER} does not exist");
     for d in &mut routing.diagnostics {
         if consul

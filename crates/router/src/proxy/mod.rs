@@ -26,6 +26,7 @@ mod request;
 mod server;
 pub(crate) mod shared;
 mod state;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -131,12 +132,13 @@ async fn serve(
     threads: usize,
 ) -> Result<(), ProxyError> {
     let registry = Arc::new(Registry::default());
-    let ep_names: Vec<String> = st.entry_points.iter().map(|e| e.name.clone()).collect();
+    let statics = st.statics();
+    let ep_names = statics.entry_points.clone();
     let (layers, reports) = providers.watch();
     for l in &layers {
         registry.provider_report(l.provider(), Ok(()));
     }
-    let (routing, _) = reload::routing(&layers, &ep_names);
+    let (routing, _) = reload::routing(&layers, &statics);
     reload::log_diagnostics(&routing.diagnostics);
     let state = State::build(routing, &ep_names, None, &registry);
     let check_client = health::CheckClient::new(st.timeouts.dial);
@@ -173,7 +175,7 @@ async fn serve(
         tokio::spawn(admin::serve(listener, shared.clone()));
     }
     let reloader =
-        reload::Reloader::new(ep_names, shared.clone(), check_client, health_tasks, layers);
+        reload::Reloader::new(statics, shared.clone(), check_client, health_tasks, layers);
     tokio::spawn(reloader.follow(reports));
     tokio::spawn(judge::run(shared.clone()));
     server::shutdown_signal().await;

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::health::{self, CheckClient};
 use super::shared::Shared;
 use super::state::{self, State};
-use crate::config::dynamic::{combine, Layer};
+use crate::config::dynamic::{combine, Layer, Statics};
 use crate::config::{ConfigErrors, Diagnostic, RoutingConfig};
 use crate::provider::{Provider, Update};
 
@@ -29,11 +29,11 @@ pub fn log_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>
 
 /// Every provider's layer as the routing configuration served, with what the combination
 /// itself found (references across providers, entry points).
-pub fn routing(layers: &[Layer], entry_points: &[String]) -> (RoutingConfig, Vec<Diagnostic>) {
+pub fn routing(layers: &[Layer], statics: &Statics) -> (RoutingConfig, Vec<Diagnostic>) {
     let refs: Vec<&Layer> = layers.iter().collect();
-    let (mut config, mut own) = combine(&refs);
+    let (mut config, mut own) = combine(&refs, statics);
     let before = config.diagnostics.len();
-    config.check_entry_points(entry_points);
+    config.check_entry_points(&statics.entry_points);
     own.extend(config.diagnostics[before..].iter().cloned());
     (config, own)
 }
@@ -58,7 +58,7 @@ pub fn watch<P: Provider>(
 }
 
 pub struct Reloader {
-    entry_points: Vec<String>,
+    statics: Statics,
     shared: Arc<Shared>,
     check_client: CheckClient,
     health_tasks: Vec<JoinHandle<()>>,
@@ -67,14 +67,14 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn new(
-        entry_points: Vec<String>,
+        statics: Statics,
         shared: Arc<Shared>,
         check_client: CheckClient,
         health_tasks: Vec<JoinHandle<()>>,
         layers: Vec<Layer>,
     ) -> Self {
         Reloader {
-            entry_points,
+            statics,
             shared,
             check_client,
             health_tasks,
@@ -108,10 +108,10 @@ impl Reloader {
     fn apply(&mut self, provider: &str) {
         let reg = &self.shared.registry;
         let old = self.shared.state.load_full();
-        let (routing, own) = routing(&self.layers, &self.entry_points);
+        let (routing, own) = routing(&self.layers, &self.statics);
         log_diagnostics(&own);
         let summary = state::diff(&old.config, &routing);
-        let new = State::build(routing, &self.entry_points, Some(&old), reg);
+        let new = State::build(routing, &self.statics.entry_points, Some(&old), reg);
         let tasks = health::spawn_all(&new, &self.check_client);
         self.shared.state.store(Arc::new(new));
         for t in std::mem::replace(&mut self.health_tasks, tasks) {

@@ -1,7 +1,8 @@
 //! Listening and serving: one `SO_REUSEPORT` socket per entry point per worker thread, a
-//! current-thread runtime per worker with its own backend pool, HTTP/1.1 and HTTP/2 (h2c with
-//! prior knowledge) connections on the same port handed to the request path, and a graceful
-//! stop (HTTP/2 connections get a GOAWAY).
+//! current-thread runtime per worker with its own backend pool, and on the same port, told
+//! apart by their first bytes as Traefik does: TLS (its ClientHello's SNI picks the TLS
+//! options, ALPN `h2` or HTTP/1.1 after the handshake), h2c with prior knowledge and HTTP/1.1,
+//! handed to the request path; a graceful stop (HTTP/2 connections get a GOAWAY).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use super::error::ProxyError;
 use super::pool::Pool;
 use super::request;
-use super::shared::{EntryPointCtx, PeerIp, Shared};
+use super::shared::{EntryPointCtx, PeerIp, Shared, TlsConn};
 use crate::config::static_config::{EntryPoint, Http2, StaticConfig};
 
 /// Per entry point: its context, how its connections are served, and one listener per worker
@@ -249,19 +250,28 @@ async fn accept_loop(listener: TcpListener, conn: Conn, mut stop: watch::Receive
         };
         let _ = stream.set_nodelay(true);
         let conn = conn.clone();
-        let peer_ip = Arc::new(PeerIp::new(peer.ip()));
         let stop = stop.clone();
-        tokio::spawn(serve_connection(stream, conn, peer_ip, stop));
+        tokio::spawn(serve_connection(stream, conn, peer.ip(), stop));
     }
 }
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether the client opens with HTTP/2's preface (h2c with prior knowledge), by peeking at its
-/// first bytes: an HTTP/1 request differs by its first or second byte. None: it sent nothing
-/// whole within `within`, or closed.
-async fn speaks_h2(stream: &tokio::net::TcpStream, within: Duration) -> Option<bool> {
+/// What a connection opens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// A TLS record (a handshake: 0x16).
+    Tls,
+    /// HTTP/2's preface (h2c with prior knowledge).
+    H2,
+    Http1,
+}
+
+/// How the client opens, by peeking at its first bytes: a TLS handshake record, HTTP/2's
+/// preface, or else HTTP/1 (which differs from the preface by its first or second byte). None:
+/// it sent nothing telling within `within`, or closed.
+async fn opening(stream: &tokio::net::TcpStream, within: Duration) -> Option<Opening> {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = [0u8; PREFACE.len()];
     loop {
@@ -272,11 +282,14 @@ async fn speaks_h2(stream: &tokio::net::TcpStream, within: Duration) -> Option<b
         if n == 0 {
             return None;
         }
+        if buf[0] == 0x16 {
+            return Some(Opening::Tls);
+        }
         if buf[..n] != PREFACE[..n] {
-            return Some(false);
+            return Some(Opening::Http1);
         }
         if n == PREFACE.len() {
-            return Some(true);
+            return Some(Opening::H2);
         }
         // Part of the preface so far: peek returns at once with what is there, so wait a
         // little for the rest rather than spin.
@@ -287,13 +300,90 @@ async fn speaks_h2(stream: &tokio::net::TcpStream, within: Duration) -> Option<b
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     conn: Conn,
-    peer_ip: Arc<PeerIp>,
-    mut stop: watch::Receiver<bool>,
+    peer: std::net::IpAddr,
+    stop: watch::Receiver<bool>,
 ) {
     let serving = conn.serving;
-    let Some(h2) = speaks_h2(&stream, serving.header_timeout).await else {
-        return;
+    let mut peer = PeerIp::new(peer);
+    match opening(&stream, serving.header_timeout).await {
+        None => {}
+        Some(Opening::H2) => serve_http(TokioIo::new(stream), true, conn, peer, stop).await,
+        Some(Opening::Http1) => serve_http(TokioIo::new(stream), false, conn, peer, stop).await,
+        Some(Opening::Tls) => {
+            let Some((tls, facts, h2)) = handshake(stream, &conn).await else {
+                return;
+            };
+            peer.tls = Some(Arc::new(facts));
+            serve_http(TokioIo::new(tls), h2, conn, peer, stop).await
+        }
+    }
+}
+
+/// The TLS handshake: the ClientHello first, whose SNI picks the options (and so the
+/// certificates, versions, suites, client authentication) from the routing state current now;
+/// then the rest, all within the header timeout. None: it failed (the client got an alert).
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    conn: &Conn,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    TlsConn,
+    bool,
+)> {
+    let deadline = tokio::time::Instant::now() + conn.serving.header_timeout;
+    let local = stream.local_addr().ok()?.ip();
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = tokio::time::timeout_at(deadline, acceptor)
+        .await
+        .ok()?
+        .ok()?;
+    let state = conn.shared.state.load();
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_ascii_lowercase);
+    let served = state
+        .tls
+        .pick(&conn.entry_point.name, sni.as_deref())
+        .clone();
+    let config = match &sni {
+        Some(_) => served.config.clone(),
+        None => served.for_local(&state.tls.store, local),
     };
+    drop(state);
+    // Broken options: closed, as Traefik closes connections to them.
+    let config = config?;
+    let tls = tokio::time::timeout_at(deadline, start.into_stream(config))
+        .await
+        .ok()?
+        .ok()?;
+    let (_, session) = tls.get_ref();
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let facts = TlsConn {
+        server_name: sni,
+        version: super::tls::version_name(session.protocol_version()),
+        cipher: super::tls::cipher_name(session.negotiated_cipher_suite()),
+        options: served.name.clone(),
+        peer_certificates: session
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default(),
+    };
+    Some((tls, facts, h2))
+}
+
+/// HTTP over a connection (plain or TLS): HTTP/2 when the client opened with its preface or
+/// ALPN chose `h2`, else HTTP/1.1 (with upgrades).
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    h2: bool,
+    conn: Conn,
+    peer: PeerIp,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let serving = conn.serving;
+    let peer_ip = Arc::new(peer);
     let svc = service_fn(move |req| {
         request::handle(
             conn.shared.clone(),
@@ -303,7 +393,6 @@ async fn serve_connection(
             req,
         )
     });
-    let io = TokioIo::new(stream);
     if h2 {
         let s = serving.http2;
         let mut b = http2::Builder::new(TokioExecutor::new());

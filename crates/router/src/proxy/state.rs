@@ -28,13 +28,25 @@ pub struct Target {
     pub chain: Vec<Arc<crate::middleware::Middleware>>,
     /// One of Traefik's `@internal` services betaroute answers itself.
     pub internal: Option<crate::config::Internal>,
+    /// A TLS router: the TLS options its requests' connections must have used (else 421, as
+    /// Traefik's SNI check answers a request whose Host has other options than its SNI).
+    pub tls_options: Option<String>,
+}
+
+/// An entry point's routers: those for plain connections, and the TLS routers for TLS ones.
+#[derive(Debug)]
+pub struct Tables {
+    pub plain: Table<Arc<Target>>,
+    pub tls: Table<Arc<Target>>,
 }
 
 #[derive(Debug)]
 pub struct State {
     pub generation: u64,
-    /// One table per entry point (routers without `entryPoints` are on all of them).
-    pub tables: HashMap<String, Table<Arc<Target>>>,
+    /// Per entry point (routers without `entryPoints` are on all of them).
+    pub tables: HashMap<String, Tables>,
+    /// What TLS handshakes use: certificates and, by SNI, TLS options.
+    pub tls: super::tls::TlsState,
     pub services: HashMap<String, Arc<Service>>,
     pub config: RoutingConfig,
     /// Metrics of requests no router matched, per entry point.
@@ -84,39 +96,53 @@ impl State {
         let mut tables = HashMap::new();
         let mut unmatched = HashMap::new();
         for ep in entry_points {
-            let routers = config
-                .routers
-                .iter()
-                .filter(|r| {
-                    r.entry_points
-                        .as_ref()
-                        .is_none_or(|eps| eps.iter().any(|e| e == ep))
-                })
-                .filter_map(|r| {
-                    let internal = crate::config::Internal::of(&r.service);
-                    let service = match (&r.refused, internal) {
-                        (Some(_), _) | (None, Some(_)) => None,
-                        (None, None) => Some(services.get(&r.service)?.clone()),
-                    };
-                    let target = Arc::new(Target {
-                        router: r.name.clone(),
-                        service_name: r.service.clone(),
-                        service,
-                        refused: r.refused.clone(),
-                        metrics: registry.route(ep, &r.name, &r.service),
-                        comparisons: sides(&r.name, &r.service),
-                        chain: r.chain.clone(),
-                        internal,
-                    });
-                    Some(Router::new(&r.name, r.rule.clone(), r.priority, target))
-                })
-                .collect();
-            tables.insert(ep.clone(), Table::new(routers));
+            let (mut plain, mut tls) = (Vec::new(), Vec::new());
+            for r in config.routers.iter().filter(|r| {
+                r.entry_points
+                    .as_ref()
+                    .is_none_or(|eps| eps.iter().any(|e| e == ep))
+            }) {
+                let internal = crate::config::Internal::of(&r.service);
+                let service = match (&r.refused, internal) {
+                    (Some(_), _) | (None, Some(_)) => None,
+                    (None, None) => match services.get(&r.service) {
+                        Some(s) => Some(s.clone()),
+                        None => continue,
+                    },
+                };
+                let tls_options = super::tls::effective_options(r, ep).map(str::to_owned);
+                let target = Arc::new(Target {
+                    router: r.name.clone(),
+                    service_name: r.service.clone(),
+                    service,
+                    refused: r.refused.clone(),
+                    metrics: registry.route(ep, &r.name, &r.service),
+                    comparisons: sides(&r.name, &r.service),
+                    chain: r.chain.clone(),
+                    internal,
+                    tls_options: tls_options.clone(),
+                });
+                let router = Router::new(&r.name, r.rule.clone(), r.priority, target);
+                if tls_options.is_some() {
+                    tls.push(router);
+                } else {
+                    plain.push(router);
+                }
+            }
+            tables.insert(
+                ep.clone(),
+                Tables {
+                    plain: Table::new(plain),
+                    tls: Table::new(tls),
+                },
+            );
             unmatched.insert(ep.clone(), registry.route(ep, "", ""));
         }
+        let tls = super::tls::TlsState::build(&config.tls, &config.routers, entry_points);
         State {
             generation: previous.map_or(1, |p| p.generation + 1),
             tables,
+            tls,
             services,
             config,
             unmatched,

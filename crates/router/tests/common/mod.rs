@@ -157,6 +157,8 @@ pub struct Router {
     pub stderr: Arc<std::sync::Mutex<String>>,
     /// What it printed after its listening lines (the judge's log, among others).
     pub stdout: Arc<std::sync::Mutex<String>>,
+    /// Every entry point's address, by name.
+    pub entry_points: std::collections::HashMap<String, SocketAddr>,
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -223,6 +225,7 @@ impl Router {
         });
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let (mut web, mut admin) = (None, None);
+        let mut entry_points = std::collections::HashMap::new();
         while web.is_none() || admin.is_none() {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
@@ -230,11 +233,13 @@ impl Router {
             }
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             let addr: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
-            match v["entrypoint"].as_str() {
-                Some("web") => web = Some(addr),
-                Some("admin") => admin = Some(addr),
+            let name = v["entrypoint"].as_str().unwrap_or_default().to_owned();
+            match name.as_str() {
+                "web" => web = Some(addr),
+                "admin" => admin = Some(addr),
                 _ => {}
             }
+            entry_points.insert(name, addr);
         }
         let stdout = Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stdout.clone();
@@ -252,6 +257,7 @@ impl Router {
             dir,
             stderr,
             stdout,
+            entry_points,
         }
     }
 

@@ -23,6 +23,15 @@ pub struct RouterDraft {
     pub middlewares: Vec<Ref>,
     /// Features of the router itself that betaroute refuses.
     pub refused: Vec<String>,
+    /// `tls`: a TLS router, served on TLS connections only.
+    pub tls: Option<RouterTlsDraft>,
+}
+
+/// A router's `tls`.
+#[derive(Debug, Clone, Default)]
+pub struct RouterTlsDraft {
+    /// `tls.options`, as written; `None`: the default options.
+    pub options: Option<Ref>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +78,8 @@ pub struct Part {
     /// `cohorts.beta.enabled`, when the file sets it.
     pub beta_enabled: Option<bool>,
     pub comparisons: Vec<ComparisonDraft>,
+    /// The `tls` section: certificates, the default store, options.
+    pub tls: Option<super::tls::TlsPart>,
 }
 
 /// What every defined object has: a name, unique across files, and where it is written.

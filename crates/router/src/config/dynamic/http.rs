@@ -4,7 +4,7 @@
 //! services and middlewares each have their reader module.
 
 use super::drafts::Part;
-use super::{comparison, middleware, router, service};
+use super::{comparison, middleware, router, service, tls};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::Node;
 
@@ -16,7 +16,6 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
     for (key, what) in [
         ("tcp", "TCP routers and services"),
         ("udp", "UDP routers and services"),
-        ("tls", "TLS certificates, options and stores"),
     ] {
         top.refuse(
             cx,
@@ -78,6 +77,9 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
                 "comparisons",
             ],
         );
+    }
+    if let Some(t) = top.obj(cx, "tls") {
+        part.tls = Some(tls::read(cx, t));
     }
     if let Some(mut cohorts) = top.obj(cx, "cohorts") {
         part.beta_enabled = read_cohorts(cx, &mut cohorts);

@@ -10,14 +10,16 @@ mod middleware;
 mod router;
 mod service;
 mod spec;
+pub mod tls;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use middleware::IMPLEMENTED as IMPLEMENTED_MIDDLEWARES;
 pub use spec::{
-    Baseline, BetaSwitch, ComparisonSpec, HealthSpec, LoadBalancerSpec, RouterSpec, RoutingConfig,
-    ServerSpec, ServiceSpec,
+    Baseline, BetaSwitch, ComparisonSpec, EntryPointModel, EntryPointRedirect, HealthSpec,
+    LoadBalancerSpec, RouterSpec, RouterTls, RoutingConfig, ServerSpec, ServiceSpec, Statics,
+    TlsConfig,
 };
 pub use validate::{combine, layer, qualify, Layer};
 
@@ -60,7 +62,7 @@ pub fn load_dynamic(
     directory: Option<&Path>,
 ) -> Result<RoutingConfig, ConfigErrors> {
     let layer = load_file_layer(files, directory)?;
-    Ok(combine(&[&layer]).0)
+    Ok(combine(&[&layer], &Statics::default()).0)
 }
 
 /// The file provider's configuration: every file read, validated together.
@@ -88,7 +90,7 @@ pub fn parse_dynamic_str(
     format: Format,
 ) -> Result<RoutingConfig, ConfigErrors> {
     let layer = compile(vec![(Source::new(name, text), format)])?;
-    Ok(combine(&[&layer]).0)
+    Ok(combine(&[&layer], &Statics::default()).0)
 }
 
 /// Reads every file, then validates them together. Any error fails the whole load, so a reload

@@ -1,9 +1,10 @@
-//! `http.routers.NAME`: rule, service, priority, entry points, middlewares; `tls` and
-//! `parentRefs` refused; `observability` accepted with a warning.
+//! `http.routers.NAME`: rule, service, priority, entry points, middlewares, `tls` (its options;
+//! `certResolver` refused, as ACME cannot work offline); `parentRefs` refused; `observability`
+//! accepted with a warning.
 
 use betaroute_core::rules::Rule;
 
-use super::drafts::{Ref, RouterDraft};
+use super::drafts::{Ref, RouterDraft, RouterTlsDraft};
 use crate::config::read::{self, Cx, Obj};
 use crate::config::source::{Entry, Node, Value};
 
@@ -83,16 +84,14 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<RouterDraft> {
             );
         }
     }
-    for (key, why) in [
-        (
-            "tls",
-            "is not supported yet: TLS termination at the router is not implemented",
-        ),
-        ("parentRefs", "(multi-layer routing) is not supported yet"),
-    ] {
-        if let Some(r) = refuse_set(cx, &mut o, key, why) {
-            refused.push(r);
-        }
+    let tls = router_tls(cx, &mut o, name, &mut refused);
+    if let Some(r) = refuse_set(
+        cx,
+        &mut o,
+        "parentRefs",
+        "(multi-layer routing) is not supported yet",
+    ) {
+        refused.push(r);
     }
     o.ignore(
         cx,
@@ -109,7 +108,56 @@ pub fn read(cx: &mut Cx, e: &Entry) -> Option<RouterDraft> {
         entry_points,
         middlewares,
         refused,
+        tls,
     })
+}
+
+/// `tls`: `true` or a table (`{}`, `options`, `domains`, `certResolver`) makes the router a TLS
+/// router, served on TLS connections only.
+fn router_tls(
+    cx: &mut Cx,
+    o: &mut Obj,
+    name: &str,
+    refused: &mut Vec<String>,
+) -> Option<RouterTlsDraft> {
+    let node = o.get(cx, "tls")?;
+    if let Value::Scalar { text, .. } = &node.value {
+        return match read::boolean(cx, node, &format!("router {name}: tls"))? {
+            true => Some(RouterTlsDraft::default()),
+            false => {
+                let _ = text;
+                None
+            }
+        };
+    }
+    let mut t = Obj::of(cx, node, format!("router {name}: tls"))?;
+    let options = t.get(cx, "options").and_then(|n| {
+        read::string(cx, n, &format!("router {name}: tls.options"))
+            .filter(|s| !s.is_empty())
+            .map(|s| Ref { name: s, at: n.at })
+    });
+    if let Some(e) = t.refuse(
+        cx,
+        "certResolver",
+        "(ACME) cannot work offline: give the router's certificates in tls.certificates and remove certResolver",
+    ) {
+        refused.push(e.message);
+    }
+    if let Some(d) = t.get(cx, "domains") {
+        if !matches!(&d.value, Value::Null) {
+            cx.warn(
+                d.at,
+                format!("router {name}: tls.domains only tells a certificate resolver what to ask for; without one it changes nothing, as in Traefik"),
+            );
+        }
+    }
+    t.refuse(
+        cx,
+        "passthrough",
+        "is for TCP routers; HTTP routers terminate TLS",
+    );
+    t.finish(cx, &["options", "certResolver", "domains", "passthrough"]);
+    Some(RouterTlsDraft { options })
 }
 
 /// Refuses a key set to anything but nothing or `false` (`tls: {}` and `tls: true` both set TLS).

@@ -30,6 +30,82 @@ pub struct RouterSpec {
     pub refused: Option<String>,
     /// The middlewares it runs, in order (`chain`s flattened).
     pub chain: Vec<std::sync::Arc<crate::middleware::Middleware>>,
+    /// A TLS router (served on TLS connections only), with its TLS options.
+    pub tls: Option<RouterTls>,
+}
+
+/// A TLS router's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterTls {
+    /// The TLS options' qualified name (`default`, `modern@file`).
+    pub options: String,
+    /// Entry points where another router serves one of its hosts with other options: there it
+    /// uses the default options, as Traefik arbitrates.
+    pub default_on: Vec<String>,
+}
+
+/// What an entry point's `http` section applies to its routers (Traefik's router models), and
+/// its redirection router.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryPointModel {
+    pub entry_point: String,
+    /// `http.tls`: its routers are TLS routers; the options as written (`None`: default).
+    pub tls: Option<Option<String>>,
+    /// `http.middlewares`, run before each router's own.
+    pub middlewares: Vec<String>,
+    /// `http.redirections.entryPoint`.
+    pub redirect: Option<EntryPointRedirect>,
+}
+
+/// `http.redirections.entryPoint`: every plain request to this entry point is redirected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPointRedirect {
+    /// The entry point (or `:port`) redirected to, as written.
+    pub to: String,
+    /// The port the redirect names (the target entry point's).
+    pub port: String,
+    pub scheme: String,
+    pub permanent: bool,
+    pub priority: i64,
+}
+
+/// What the static configuration tells the dynamic one: the entry points, and their models.
+#[derive(Debug, Clone, Default)]
+pub struct Statics {
+    /// Every entry point's name (routers without `entryPoints` are on all of them).
+    pub entry_points: Vec<String>,
+    pub models: Vec<EntryPointModel>,
+}
+
+impl Statics {
+    pub fn model(&self, ep: &str) -> Option<&EntryPointModel> {
+        self.models.iter().find(|m| m.entry_point == ep)
+    }
+}
+
+/// The TLS configuration served: the default store's certificates and the TLS options.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub certificates: Vec<std::sync::Arc<super::tls::Certificate>>,
+    /// `tls.stores.default.defaultCertificate`; `None`: a generated one.
+    pub default_certificate: Option<std::sync::Arc<super::tls::Certificate>>,
+    /// By qualified name; `default` is always there.
+    pub options: BTreeMap<String, std::sync::Arc<super::tls::TlsOptions>>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        let mut options = BTreeMap::new();
+        options.insert(
+            super::tls::DEFAULT_OPTIONS.to_owned(),
+            std::sync::Arc::new(super::tls::TlsOptions::default()),
+        );
+        TlsConfig {
+            certificates: Vec::new(),
+            default_certificate: None,
+            options,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +160,7 @@ pub struct RoutingConfig {
     pub beta_switch: Option<BetaSwitch>,
     /// `http.comparisons`, names qualified.
     pub comparisons: Vec<ComparisonSpec>,
+    pub tls: TlsConfig,
 }
 
 /// A comparison of beta with its baseline (`http.comparisons.NAME`).

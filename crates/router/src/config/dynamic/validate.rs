@@ -13,9 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::drafts::{
-    ComparisonDraft, MiddlewareDraft, Named, Part, Ref, RouterDraft, ServiceDraft,
+    ComparisonDraft, MiddlewareDraft, Named, Part, Ref, RouterDraft, RouterTlsDraft, ServiceDraft,
 };
-use super::spec::{Baseline, BetaSwitch, RouterSpec, RoutingConfig, ServiceSpec};
+use super::spec::{
+    Baseline, BetaSwitch, RouterSpec, RouterTls, RoutingConfig, ServiceSpec, Statics, TlsConfig,
+};
+use super::tls::{TlsPart, DEFAULT_OPTIONS};
 use crate::config::error::ConfigErrors;
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
@@ -51,6 +54,8 @@ pub struct Layer {
     /// `cohorts.beta.enabled` as this provider sets it (off wins over on among its files).
     beta_enabled: Option<bool>,
     comparisons: BTreeMap<String, (usize, ComparisonDraft)>,
+    /// Each file's `tls` section, with the index of its source.
+    tls: Vec<(usize, TlsPart)>,
 }
 
 impl Layer {
@@ -65,6 +70,7 @@ impl Layer {
             diagnostics: Vec::new(),
             beta_enabled: None,
             comparisons: BTreeMap::new(),
+            tls: Vec::new(),
         }
     }
 
@@ -169,7 +175,11 @@ pub fn layer(
                 &mut d,
             );
         }
+        if let Some(t) = part.tls {
+            out.tls.push((i, t));
+        }
     }
+    tls_unique(&out, &mut d);
     if strict {
         missing_references(&out, &mut d);
     }
@@ -182,6 +192,227 @@ pub fn layer(
     }
     out.diagnostics = rest;
     Ok(out)
+}
+
+/// TLS options are named once per provider, and the default store has one default certificate.
+fn tls_unique(l: &Layer, d: &mut Diags) {
+    let mut options: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut default_cert: Option<usize> = None;
+    for (src, t) in &l.tls {
+        for (name, at, _) in &t.options {
+            if let Some(first) = options.insert(name, *src) {
+                let msg = format!(
+                    "tls options {name:?} are defined more than once (also in {})",
+                    l.sources[first].file
+                );
+                d.push(Severity::Error, &l.sources[*src], *at, msg);
+            }
+        }
+        if let Some((_, at)) = &t.default_certificate {
+            if let Some(first) = default_cert.replace(*src) {
+                let msg = format!(
+                    "tls store default: defaultCertificate is defined more than once (also in {})",
+                    l.sources[first].file
+                );
+                d.push(Severity::Error, &l.sources[*src], *at, msg);
+            }
+        }
+    }
+}
+
+/// Every provider's `tls` sections as one: options named `name@provider` (`default` as is),
+/// certificates in the order given.
+fn combine_tls(layers: &[&Layer]) -> TlsConfig {
+    let mut out = TlsConfig::default();
+    for l in layers {
+        for (_, t) in &l.tls {
+            out.certificates.extend(t.certificates.iter().cloned());
+            if let Some((c, _)) = &t.default_certificate {
+                out.default_certificate = Some(c.clone());
+            }
+            for (name, _, o) in &t.options {
+                let key = if name == DEFAULT_OPTIONS {
+                    name.clone()
+                } else {
+                    format!("{name}@{}", l.provider)
+                };
+                out.options.insert(key, o.clone());
+            }
+        }
+    }
+    out
+}
+
+/// A router as served on some of its entry points: Traefik applies an entry point's model
+/// (`http.tls`, `http.middlewares`) to a copy of each router on it, named `ep-name` when the
+/// router is on more than one entry point.
+struct Instance<'a> {
+    name: String,
+    at: &'a At<'a, RouterDraft>,
+    entry_points: Option<Vec<String>>,
+    /// The model's middlewares, before the router's own.
+    pre: Vec<Ref>,
+    tls: Option<RouterTlsDraft>,
+}
+
+fn instances<'a>(
+    routers: &'a BTreeMap<String, At<'a, RouterDraft>>,
+    statics: &Statics,
+) -> Vec<Instance<'a>> {
+    let mut out = Vec::new();
+    for (qname, at) in routers {
+        let r = at.item;
+        let eps: Vec<String> = match &r.entry_points {
+            Some(eps) => eps.clone(),
+            None => statics.entry_points.clone(),
+        };
+        let plain = Instance {
+            name: qname.clone(),
+            at,
+            entry_points: r.entry_points.clone(),
+            pre: Vec::new(),
+            tls: r.tls.clone(),
+        };
+        if !eps.iter().any(|ep| statics.model(ep).is_some()) {
+            out.push(plain);
+            continue;
+        }
+        let mut rest = Vec::new();
+        for ep in &eps {
+            let Some(m) = statics.model(ep) else {
+                rest.push(ep.clone());
+                continue;
+            };
+            let name = if eps.len() > 1 {
+                format!("{ep}-{qname}")
+            } else {
+                qname.clone()
+            };
+            let tls = r.tls.clone().or_else(|| {
+                m.tls.as_ref().map(|o| RouterTlsDraft {
+                    options: o.clone().map(|name| Ref { name, at: r.at }),
+                })
+            });
+            out.push(Instance {
+                name,
+                at,
+                entry_points: Some(vec![ep.clone()]),
+                pre: m
+                    .middlewares
+                    .iter()
+                    .map(|name| Ref {
+                        name: name.clone(),
+                        at: r.at,
+                    })
+                    .collect(),
+                tls,
+            });
+        }
+        if !rest.is_empty() {
+            out.push(Instance {
+                entry_points: Some(rest),
+                ..plain
+            });
+        }
+    }
+    out
+}
+
+/// Traefik's entry point redirection: a router on the entry point for every host, above every
+/// user router, redirecting to the other entry point's scheme and port.
+fn redirect_routers(statics: &Statics) -> Vec<RouterSpec> {
+    let mut out = Vec::new();
+    for m in &statics.models {
+        let Some(r) = &m.redirect else { continue };
+        let name = format!("{}-to-{}@internal", m.entry_point, r.to);
+        let rule =
+            betaroute_core::rules::Rule::compile("HostRegexp(`^.+$`)").expect("a valid rule");
+        let redirect =
+            crate::middleware::Redirect::scheme(&r.scheme, Some(&r.port), r.permanent, false);
+        out.push(RouterSpec {
+            name,
+            rule,
+            priority: Some(r.priority),
+            service: "noop@internal".to_owned(),
+            service_written: "noop@internal".to_owned(),
+            middlewares: vec![format!("redirect-{}-to-{}@internal", m.entry_point, r.to)],
+            entry_points: Some(vec![m.entry_point.clone()]),
+            refused: None,
+            chain: vec![std::sync::Arc::new(
+                crate::middleware::Middleware::Redirect(redirect),
+            )],
+            tls: None,
+        });
+    }
+    out
+}
+
+/// Traefik's arbitration of TLS options: on each entry point, a host served by TLS routers
+/// with different options is served with the default options by all of them; a router with
+/// other options but no host cannot have them chosen by SNI, so it uses the default too.
+fn arbitrate_tls(routers: &mut [RouterSpec], statics: &Statics, d: &mut Vec<Diagnostic>) {
+    let all = |r: &RouterSpec| -> Vec<String> {
+        r.entry_points
+            .clone()
+            .unwrap_or_else(|| statics.entry_points.clone())
+    };
+    let mut eps: BTreeSet<String> = BTreeSet::new();
+    for r in routers.iter().filter(|r| r.tls.is_some()) {
+        eps.extend(all(r));
+    }
+    for ep in eps {
+        let mut by_host: BTreeMap<String, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+        let mut conflicting: BTreeSet<usize> = BTreeSet::new();
+        for (i, r) in routers.iter().enumerate() {
+            let Some(t) = &r.tls else { continue };
+            if !all(r).contains(&ep) {
+                continue;
+            }
+            let domains = r.rule.host_domains();
+            if domains.is_empty() && t.options != DEFAULT_OPTIONS {
+                d.push(Diagnostic {
+                    severity: Severity::Warning,
+                    error: crate::config::error::ConfigError::whole(
+                        "dynamic configuration".to_owned(),
+                        format!("router {}: no Host in its rule, so its TLS options {} cannot be chosen by SNI: the default options are used on entry point {ep}, as in Traefik", r.name, t.options),
+                    ),
+                });
+                conflicting.insert(i);
+                continue;
+            }
+            for host in domains {
+                by_host
+                    .entry(host)
+                    .or_default()
+                    .entry(t.options.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for (host, by_option) in &by_host {
+            if by_option.len() < 2 {
+                continue;
+            }
+            let names: Vec<&str> = by_option
+                .values()
+                .flatten()
+                .map(|i| routers[*i].name.as_str())
+                .collect();
+            d.push(Diagnostic {
+                severity: Severity::Warning,
+                error: crate::config::error::ConfigError::whole(
+                    "dynamic configuration".to_owned(),
+                    format!("entry point {ep}: host {host:?} is served by routers with different TLS options ({}): they use the default options there, as in Traefik", names.join(", ")),
+                ),
+            });
+            conflicting.extend(by_option.values().flatten().copied());
+        }
+        for i in conflicting {
+            if let Some(t) = &mut routers[i].tls {
+                t.default_on.push(ep.clone());
+            }
+        }
+    }
 }
 
 /// References to this provider's own objects that do not exist.
@@ -299,7 +530,7 @@ fn find<'a, T>(
 /// Every provider's layer as one routing configuration, with qualified names. Returns the
 /// configuration (its diagnostics: every layer's and the combination's) and what the
 /// combination itself found (for the reload log, which logs each layer when it changes).
-pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
+pub fn combine(layers: &[&Layer], statics: &Statics) -> (RoutingConfig, Vec<Diagnostic>) {
     let providers: BTreeSet<String> = layers.iter().map(|l| l.provider.clone()).collect();
     let mut services: BTreeMap<String, At<ServiceDraft>> = BTreeMap::new();
     let mut middlewares: BTreeMap<String, At<MiddlewareDraft>> = BTreeMap::new();
@@ -331,14 +562,39 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
         }
     }
     let mut own = Vec::new();
+    let mut own_tls = Vec::new();
     let mut d = Diags { out: &mut own };
     let refused = service_refusals(&services, &providers, &mut d);
     let mut used_middlewares = BTreeSet::new();
-    let mut out = RoutingConfig::default();
-    for (qname, at) in &routers {
+    let mut out = RoutingConfig {
+        tls: combine_tls(layers),
+        ..RoutingConfig::default()
+    };
+    for inst in instances(&routers, statics) {
+        let (qname, at) = (&inst.name, inst.at);
         let r = at.item;
         let here = at.layer.provider.as_str();
         let mut reasons = r.refused.clone();
+        let tls = inst.tls.as_ref().map(|t| {
+            let options = match &t.options {
+                None => DEFAULT_OPTIONS.to_owned(),
+                Some(o) if o.name == DEFAULT_OPTIONS => DEFAULT_OPTIONS.to_owned(),
+                Some(o) => {
+                    let q = qualify(&o.name, here);
+                    if !out.tls.options.contains_key(&q) {
+                        let why =
+                            format!("router {qname}: its TLS options {} do not exist", o.name);
+                        d.push(Severity::Refused, at.source(), o.at, why.clone());
+                        reasons.push(why);
+                    }
+                    q
+                }
+            };
+            RouterTls {
+                options,
+                default_on: Vec::new(),
+            }
+        });
         let Some(s) = r.service.as_ref() else {
             continue;
         };
@@ -366,7 +622,7 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
             }
         };
         let mut chain = Vec::new();
-        for m in &r.middlewares {
+        for m in inst.pre.iter().chain(&r.middlewares) {
             let mut stack = Vec::new();
             let found = flatten(
                 &middlewares,
@@ -392,20 +648,24 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
             priority: r.priority,
             service,
             service_written: s.name.clone(),
-            middlewares: r
-                .middlewares
+            middlewares: inst
+                .pre
                 .iter()
+                .chain(&r.middlewares)
                 .map(|m| qualify(&m.name, here))
                 .collect(),
-            entry_points: r.entry_points.clone(),
+            entry_points: inst.entry_points.clone(),
             refused: (!reasons.is_empty()).then(|| reasons.join("; ")),
             chain: if reasons.is_empty() {
                 chain
             } else {
                 Vec::new()
             },
+            tls,
         });
     }
+    out.routers.extend(redirect_routers(statics));
+    arbitrate_tls(&mut out.routers, statics, &mut own_tls);
     for (name, at) in &middlewares {
         out.middlewares.insert(name.clone(), at.item.kind.clone());
         let implemented = at.item.spec.is_some() || at.item.kind == "chain";
@@ -465,6 +725,7 @@ pub fn combine(layers: &[&Layer]) -> (RoutingConfig, Vec<Diagnostic>) {
             out.comparisons.push(spec);
         }
     }
+    own.extend(own_tls);
     out.diagnostics = layers
         .iter()
         .flat_map(|l| l.diagnostics.iter().cloned())

@@ -7,7 +7,9 @@ use betaroute_core::rules::IpNet;
 use betaroute_core::signature::RoutingKey;
 use betaroute_core::HeaderPolicy;
 
-use super::{listen_address, EntryPoint, Forwarded, Http2, RoutingTrust, TrustMode};
+use super::{
+    listen_address, EntryPoint, Forwarded, Http2, HttpModel, RedirectDraft, RoutingTrust, TrustMode,
+};
 use crate::config::read::{self, Cx, Obj};
 use crate::config::source::Entry;
 
@@ -59,6 +61,7 @@ pub fn entry_point(
     let http2 = o
         .obj(cx, "http2")
         .map_or_else(Http2::default, |h| http2(cx, h, name));
+    let http = o.obj(cx, "http").map(|h| http_model(cx, h, name));
     refuse_unsupported(cx, &mut o, name);
     // Each worker thread binds its own socket with SO_REUSEPORT anyway.
     o.ignore(
@@ -96,7 +99,100 @@ pub fn entry_point(
         http2,
         forwarded,
         routing,
+        http,
     })
+}
+
+/// `http`: what the entry point applies to its routers (TLS, middlewares) and its redirection.
+fn http_model(cx: &mut Cx, mut h: Obj, name: &str) -> HttpModel {
+    let mut out = HttpModel::default();
+    if let Some(mut r) = h.obj(cx, "redirections") {
+        if let Some(mut e) = r.obj(cx, "entryPoint") {
+            let at = e.at;
+            let to = e.string(cx, "to");
+            let scheme = e.string(cx, "scheme").unwrap_or_else(|| "https".to_owned());
+            let permanent = e.boolean(cx, "permanent").unwrap_or(true);
+            // Traefik's default: above every user router.
+            let priority = e.number::<i64>(cx, "priority").unwrap_or(i64::MAX - 1);
+            e.finish(cx, &["to", "scheme", "permanent", "priority"]);
+            match to.filter(|t| !t.is_empty()) {
+                Some(to) => {
+                    out.redirect = Some(RedirectDraft {
+                        to,
+                        at,
+                        scheme,
+                        permanent,
+                        priority,
+                    })
+                }
+                None => cx.error(
+                    at,
+                    format!("entry point {name}: http.redirections.entryPoint needs `to` (an entry point or :port)"),
+                ),
+            }
+        }
+        r.finish(cx, &["entryPoint"]);
+    }
+    out.middlewares = h
+        .strings(cx, "middlewares")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    if let Some(node) = h.get(cx, "tls") {
+        if let Some(mut t) = Obj::of(cx, node, format!("entry point {name}: http.tls")) {
+            let options = t.string(cx, "options").filter(|o| !o.is_empty());
+            t.refuse(
+                cx,
+                "certResolver",
+                "(ACME) cannot work offline: give the certificates in the dynamic configuration's tls.certificates",
+            );
+            if t.get(cx, "domains").is_some() {
+                cx.warn(
+                    t.at_key("domains"),
+                    format!("entry point {name}: http.tls.domains only tells a certificate resolver what to ask for; without one it changes nothing, as in Traefik"),
+                );
+            }
+            t.finish(cx, &["options", "certResolver", "domains"]);
+            out.tls = Some(options);
+        }
+    }
+    // betaroute routes and forwards the path as received: what `sanitizePath: false` asks for.
+    if h.boolean(cx, "sanitizePath") == Some(true) {
+        cx.refuse(
+            h.at_key("sanitizePath"),
+            format!("entry point {name}: http.sanitizePath = true is not supported yet: request paths are routed and forwarded as received, without removing /./, /../ and //"),
+        );
+    }
+    if let Some(v) = h.string(cx, "underscoreHeadersStrategy") {
+        if !v.eq_ignore_ascii_case("keep") {
+            cx.refuse(
+                h.at_key("underscoreHeadersStrategy"),
+                format!("entry point {name}: http.underscoreHeadersStrategy {v:?} is not supported yet: headers with underscores are kept"),
+            );
+        }
+    }
+    for (key, why) in [
+        ("encodeQuerySemicolons", "is not supported yet"),
+        ("maxHeaderBytes", "is not supported yet (betaroute's HTTP/1 limit is hyper's, about 400 KiB; HTTP/2's is http2.maxHeaderListSize)"),
+        ("encodedCharacters", "is not supported yet at the entry point; the encodedCharacters middleware is"),
+    ] {
+        h.refuse(cx, key, why);
+    }
+    h.finish(
+        cx,
+        &[
+            "redirections",
+            "middlewares",
+            "tls",
+            "encodedCharacters",
+            "encodeQuerySemicolons",
+            "sanitizePath",
+            "maxHeaderBytes",
+            "underscoreHeadersStrategy",
+        ],
+    );
+    out
 }
 
 /// `http2`: Traefik's two settings betaroute's HTTP/2 server has, and its own limits.
@@ -183,7 +279,6 @@ fn forwarded_headers(cx: &mut Cx, mut fh: Obj, name: &str) -> Forwarded {
 /// Entry point settings that change what is served and that betaroute does not implement.
 fn refuse_unsupported(cx: &mut Cx, o: &mut Obj, name: &str) {
     for (key, why) in [
-        ("http", "(entry point redirections, middlewares and TLS) is not supported yet"),
         ("http3", "is not supported"),
         ("transport", "(responding timeouts, life cycle, keep-alive limits) is not supported yet; betaroute's entry points take headerTimeout"),
         ("proxyProtocol", "is not supported yet"),

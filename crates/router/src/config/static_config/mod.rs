@@ -46,6 +46,55 @@ pub struct StaticConfig {
     pub admin_token: Option<AdminToken>,
     /// Warnings (refusals and errors stop the load).
     pub diagnostics: Vec<Diagnostic>,
+    /// What each entry point's `http` section applies to its routers.
+    pub models: Vec<crate::config::dynamic::EntryPointModel>,
+}
+
+impl StaticConfig {
+    /// What the dynamic configuration needs to know of this one.
+    pub fn statics(&self) -> crate::config::dynamic::Statics {
+        crate::config::dynamic::Statics {
+            entry_points: self.entry_points.iter().map(|e| e.name.clone()).collect(),
+            models: self.models.clone(),
+        }
+    }
+}
+
+/// The entry points' models, redirections resolved to the port they name (Traefik's
+/// `getRedirectPort`: `to` is `:port` or an entry point, whose address gives the port).
+fn models(cx: &mut Cx, eps: &[EntryPoint]) -> Vec<crate::config::dynamic::EntryPointModel> {
+    let mut out = Vec::new();
+    for ep in eps {
+        let Some(h) = &ep.http else { continue };
+        let redirect = h.redirect.as_ref().and_then(|r| {
+            let port = if let Some(p) = r.to.strip_prefix(':').filter(|p| p.parse::<u16>().is_ok()) {
+                p.to_owned()
+            } else if let Some(dst) = eps.iter().find(|e| e.name == r.to) {
+                dst.address.rsplit_once(':').map_or(String::new(), |(_, p)| p.to_owned())
+            } else {
+                let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
+                cx.error(
+                    r.at,
+                    format!("entry point {}: http.redirections.entryPoint.to {:?} is no entry point (entry points: {}) nor :port", ep.name, r.to, names.join(", ")),
+                );
+                return None;
+            };
+            Some(crate::config::dynamic::EntryPointRedirect {
+                to: r.to.clone(),
+                port,
+                scheme: r.scheme.clone(),
+                permanent: r.permanent,
+                priority: r.priority,
+            })
+        });
+        out.push(crate::config::dynamic::EntryPointModel {
+            entry_point: ep.name.clone(),
+            tls: h.tls.clone(),
+            middlewares: h.middlewares.clone(),
+            redirect,
+        });
+    }
+    out
 }
 
 /// One listening entry point.
@@ -57,6 +106,26 @@ pub struct EntryPoint {
     pub http2: Http2,
     pub forwarded: Forwarded,
     pub routing: RoutingTrust,
+    /// `http`: TLS, middlewares and redirection for its routers.
+    pub http: Option<HttpModel>,
+}
+
+/// An entry point's `http` section, as read (the redirect's port is resolved once every entry
+/// point is known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpModel {
+    pub tls: Option<Option<String>>,
+    pub middlewares: Vec<String>,
+    pub redirect: Option<RedirectDraft>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectDraft {
+    pub to: String,
+    pub at: usize,
+    pub scheme: String,
+    pub permanent: bool,
+    pub priority: i64,
 }
 
 /// `entryPoints.NAME.http2`: Traefik's `maxConcurrentStreams` and `maxDecoderHeaderTableSize`,
@@ -371,10 +440,12 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
     let timeouts = servers_transport(cx, &mut top);
     informational(cx, &mut top);
     top.finish(cx, STATIC_KEYS);
+    let models = models(cx, &entry_points);
     if cx.has_errors() {
         return None;
     }
     Some(StaticConfig {
+        models,
         entry_points,
         admin,
         dynamic_files,

@@ -97,6 +97,16 @@ pub fn restore_upgrade(h: &mut HeaderMap, protocol: HeaderValue) {
     h.insert(header::UPGRADE, protocol);
 }
 
+/// Traefik's X-Forwarded-Proto: `ws`/`wss` for a WebSocket handshake, else `http`/`https`.
+pub fn proto(tls: bool, websocket: bool) -> &'static str {
+    match (websocket, tls) {
+        (true, true) => "wss",
+        (true, false) => "ws",
+        (false, true) => "https",
+        (false, false) => "http",
+    }
+}
+
 /// Sets X-Forwarded-For (appending the peer), X-Real-IP, and, unless a trusted peer set them,
 /// X-Forwarded-Proto and X-Forwarded-Host. Call after [`strip_hop_by_hop`] has removed an
 /// untrusted peer's values.
@@ -105,6 +115,7 @@ pub fn set_forwarded(
     peer: &str,
     peer_value: &HeaderValue,
     original_host: Option<&HeaderValue>,
+    proto: &'static str,
 ) {
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => HeaderValue::from_str(&format!("{prev}, {peer}")).ok(),
@@ -115,7 +126,7 @@ pub fn set_forwarded(
     }
     h.insert(X_REAL_IP.clone(), peer_value.clone());
     if !h.contains_key(&X_FORWARDED_PROTO) {
-        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
     if !h.contains_key(&X_FORWARDED_HOST) {
         if let Some(host) = original_host {
@@ -187,7 +198,7 @@ mod tests {
         let host: HeaderValue = "api.example.com".parse().unwrap();
         let mut h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil")]);
         strip_hop_by_hop(&mut h, true);
-        set_forwarded(&mut h, "10.1.2.3", &peer, Some(&host));
+        set_forwarded(&mut h, "10.1.2.3", &peer, Some(&host), "http");
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-real-ip"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -203,7 +214,7 @@ mod tests {
             ("x-forwarded-host", "api.example.com"),
         ]);
         strip_hop_by_hop(&mut h, false);
-        set_forwarded(&mut h, "10.1.2.3", &peer, None);
+        set_forwarded(&mut h, "10.1.2.3", &peer, None, "http");
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example.com");

@@ -69,6 +69,7 @@ pub async fn handle(
     ctx.target = route::find(
         &state,
         &ep.name,
+        peer.tls.is_some(),
         &route::View {
             parts: &parts,
             client: peer.ip,
@@ -79,6 +80,17 @@ pub async fn handle(
         log(&shared, &state, &ep, &peer, &ctx, 404);
         return Ok(text(StatusCode::NOT_FOUND, "404 page not found\n"));
     };
+    // Traefik's SNI check: the Host's router must have the TLS options the handshake used
+    // (SNI one host, Host another, with other options: a way around mTLS or sniStrict).
+    if let (Some(conn), Some(want)) = (&peer.tls, &target.tls_options) {
+        if &conn.options != want {
+            log(&shared, &state, &ep, &peer, &ctx, 421);
+            return Ok(text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Misdirected Request\n",
+            ));
+        }
+    }
     // From here a client can go away before its answer: it is logged then, as Traefik does.
     let mut pending = Unanswered {
         shared: shared.clone(),
@@ -177,7 +189,11 @@ async fn forward(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let mut host = prepare(ctx, peer, &mut parts, !target.chain.is_empty());
+    let websocket = upgrade
+        .as_ref()
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let proto = forwarded::proto(peer.tls.is_some(), websocket);
+    let mut host = prepare(ctx, peer, &mut parts, !target.chain.is_empty(), proto);
     if let Some(protocol) = upgrade {
         forwarded::restore_upgrade(&mut parts.headers, protocol);
     }
@@ -436,7 +452,13 @@ fn internal_answer(
 }
 
 /// Headers for the backend; returns the Host the client asked for (for passHostHeader).
-fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts, filtered: bool) -> Option<HeaderValue> {
+fn prepare(
+    ctx: &Ctx,
+    peer: &PeerIp,
+    parts: &mut Parts,
+    filtered: bool,
+    proto: &'static str,
+) -> Option<HeaderValue> {
     let original_host = ctx
         .forwarded_host
         .as_deref()
@@ -457,6 +479,7 @@ fn prepare(ctx: &Ctx, peer: &PeerIp, parts: &mut Parts, filtered: bool) -> Optio
         &peer.text,
         &peer.value,
         original_host.as_ref(),
+        proto,
     );
     original_host
 }

@@ -55,13 +55,12 @@ impl RequestView for View<'_> {
     }
 }
 
-/// The router a request takes on an entry point, if any.
-pub fn find(state: &State, entry_point: &str, view: &View<'_>) -> Option<Arc<Target>> {
-    state
-        .tables
-        .get(entry_point)?
-        .find(view)
-        .map(|r| r.target.clone())
+/// The router a request takes on an entry point, if any: among its TLS routers for a request
+/// that came over TLS, among the others for a plain one (as Traefik's HTTP and HTTPS handlers).
+pub fn find(state: &State, entry_point: &str, tls: bool, view: &View<'_>) -> Option<Arc<Target>> {
+    let tables = state.tables.get(entry_point)?;
+    let table = if tls { &tables.tls } else { &tables.plain };
+    table.find(view).map(|r| r.target.clone())
 }
 
 /// X-Forwarded-Host's first value, from a trusted peer when the entry point routes on it.
