@@ -26,6 +26,7 @@ mod headers;
 mod htpasswd;
 mod in_flight;
 mod ip_allow;
+pub mod pass_tls_client_cert;
 mod path;
 pub mod predicate;
 mod rate_limit;
@@ -35,6 +36,8 @@ pub mod retry;
 mod tests;
 #[cfg(test)]
 mod tests_forward_auth;
+#[cfg(test)]
+mod tests_pass_tls_client_cert;
 #[cfg(test)]
 mod tests_transcribed;
 #[cfg(test)]
@@ -55,6 +58,7 @@ use gourl::{BadEscape, GoPath};
 pub use headers::{Cors, Custom, Headers, Secure};
 pub use in_flight::{InFlight, Slot};
 pub use ip_allow::{Checker, IpAllowList, Strategy};
+pub use pass_tls_client_cert::PassTlsClientCert;
 pub use path::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
 pub use rate_limit::{Limits, RateLimit, Source};
 pub use redirect::Redirect;
@@ -85,6 +89,7 @@ pub enum Middleware {
     /// `contentType`: whether it detects (`autoDetect: false` does nothing, as in Traefik).
     ContentType(bool),
     EncodedCharacters(EncodedCharacters),
+    PassTlsClientCert(Box<PassTlsClientCert>),
 }
 
 impl Middleware {
@@ -111,6 +116,7 @@ impl Middleware {
             Middleware::Buffering(_) => "buffering",
             Middleware::ContentType(_) => "contentType",
             Middleware::EncodedCharacters(_) => "encodedCharacters",
+            Middleware::PassTlsClientCert(_) => "passTLSClientCert",
         }
     }
 
@@ -164,6 +170,7 @@ impl Middleware {
                 Flow::Next
             }
             Middleware::EncodedCharacters(m) => m.apply(req),
+            Middleware::PassTlsClientCert(m) => m.apply(req),
             Middleware::ContentType(detect) => {
                 if *detect {
                     req.after.push(After::Sniff);

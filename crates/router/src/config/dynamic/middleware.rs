@@ -7,10 +7,11 @@ use std::sync::Arc;
 use super::drafts::{MiddlewareDraft, Ref};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Entry, Value};
+use crate::middleware::pass_tls_client_cert::{CertInfo, DnFields};
 use crate::middleware::{
     AddPrefix, BasicAuth, Checker, DigestAuth, ForwardAuth, InFlight, IpAllowList, Limits,
-    Middleware, RateLimit, Redirect, ReplacePath, ReplacePathRegex, Source, Strategy, StripPrefix,
-    StripPrefixRegex,
+    Middleware, PassTlsClientCert, RateLimit, Redirect, ReplacePath, ReplacePathRegex, Source,
+    Strategy, StripPrefix, StripPrefixRegex,
 };
 
 /// Traefik's middleware kinds (v3.7); those not in [`IMPLEMENTED`] are refused.
@@ -70,6 +71,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "inFlightReq",
     "ipAllowList",
     "ipWhiteList",
+    "passTLSClientCert",
     "rateLimit",
     "redirectRegex",
     "redirectScheme",
@@ -757,6 +759,12 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
             );
             Middleware::EncodedCharacters(m)
         }
+        "passTLSClientCert" => {
+            let pem = o.boolean(cx, "pem").unwrap_or(false);
+            let info = o.obj(cx, "info").map(|i| tls_cert_info(cx, i));
+            o.finish(cx, &["pem", "info"]);
+            Middleware::PassTlsClientCert(Box::new(PassTlsClientCert { pem, info }))
+        }
         "inFlightReq" => {
             let amount = o.number::<u64>(cx, "amount").unwrap_or(0);
             let amount_at = o.at_key("amount");
@@ -836,6 +844,58 @@ fn plugin_refusal(options: &crate::config::source::Node) -> String {
             names.join(", ")
         }
     )
+}
+
+/// `passTLSClientCert.info`: present, even empty, it sets the info header (Traefik's non-nil
+/// `Info`).
+fn tls_cert_info(cx: &mut Cx, mut o: Obj) -> CertInfo {
+    let mut flag = |o: &mut Obj, key: &str| o.boolean(cx, key).unwrap_or(false);
+    let (not_after, not_before) = (flag(&mut o, "notAfter"), flag(&mut o, "notBefore"));
+    let (sans, serial_number) = (flag(&mut o, "sans"), flag(&mut o, "serialNumber"));
+    let subject = o.obj(cx, "subject").map(|s| dn_fields(cx, s, true));
+    let issuer = o.obj(cx, "issuer").map(|s| dn_fields(cx, s, false));
+    o.finish(
+        cx,
+        &[
+            "notAfter",
+            "notBefore",
+            "sans",
+            "serialNumber",
+            "subject",
+            "issuer",
+        ],
+    );
+    CertInfo {
+        not_after,
+        not_before,
+        sans,
+        serial_number,
+        subject: subject.unwrap_or_default(),
+        issuer: issuer.unwrap_or_default(),
+    }
+}
+
+/// `info.subject` or `info.issuer`; Traefik's issuer has no `organizationalUnit`, so there it
+/// is an unknown key.
+fn dn_fields(cx: &mut Cx, mut o: Obj, subject: bool) -> DnFields {
+    let mut flag = |o: &mut Obj, key: &str| o.boolean(cx, key).unwrap_or(false);
+    let f = DnFields {
+        country: flag(&mut o, "country"),
+        province: flag(&mut o, "province"),
+        locality: flag(&mut o, "locality"),
+        organization: flag(&mut o, "organization"),
+        organizational_unit: subject && flag(&mut o, "organizationalUnit"),
+        common_name: flag(&mut o, "commonName"),
+        serial_number: flag(&mut o, "serialNumber"),
+        domain_component: flag(&mut o, "domainComponent"),
+    };
+    let mut known = vec!["country", "province", "locality", "organization"];
+    if subject {
+        known.push("organizationalUnit");
+    }
+    known.extend(["commonName", "serialNumber", "domainComponent"]);
+    o.finish(cx, &known);
+    f
 }
 
 /// `ipStrategy {depth, excludedIPs, ipv6Subnet}` (ipAllowList's, rateLimit's and inFlightReq's

@@ -9,14 +9,19 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// The X-Forwarded-* headers betaroute sets; from untrusted peers they are replaced.
-const FORWARDED: [&str; 6] = [
+/// The X-Forwarded-* headers betaroute sets; from untrusted peers they are replaced. The two
+/// `passTLSClientCert` sets are among them (as in Traefik's `forwardedheaders.XHeadersSet`), so
+/// that a client can never hand a backend a certificate of its own making, with or without
+/// that middleware on the route.
+const FORWARDED: [&str; 8] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-forwarded-port",
     "x-forwarded-server",
     "x-real-ip",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
 ];
 
 /// Hop-by-hop headers (RFC 9110 7.6.1).
@@ -203,6 +208,29 @@ mod tests {
         assert_eq!(h["x-real-ip"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
+    }
+
+    #[test]
+    fn client_certificate_headers_from_untrusted_peers_go() {
+        let sent = [
+            ("x-forwarded-tls-client-cert", "forged"),
+            (
+                "x-forwarded-tls-client-cert-info",
+                "Subject%3D%22CN%3Dadmin%22",
+            ),
+            ("accept", "*/*"),
+        ];
+        // Before the middlewares (a route with some), and when preparing (a route without).
+        let mut h = map(&sent);
+        strip_forwarded(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        let mut h = map(&sent);
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        // A trusted peer's are kept, as Traefik keeps them.
+        let mut h = map(&sent);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 3);
     }
 
     #[test]
