@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         skipped: Vec::new(),
     };
     let layer = build(&catalog, &opts);
-    let (config, _) = combine(&[&layer]);
+    let (config, _) = combine(&[&layer], &Default::default());
     for d in &config.diagnostics {
         let _ = d.to_string();
     }

@@ -141,13 +141,13 @@ fn errors_point_at_the_key_that_is_wrong() {
 fn unsupported_features_are_refused_by_name_at_their_line() {
     let (code, out, err) = check_dynamic(
         "features.yaml",
-        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls: {}\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls:\n        certResolver: le\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
     );
     assert_eq!(code, 2, "{out}");
     for want in [
         "features.yaml:7:11: refused: router admin@file uses middleware auth@file (grpcWeb), not supported yet",
-        "features.yaml:11:7: refused: router secure: tls is not supported yet",
-        "features.yaml:21:1: refused: dynamic configuration: tcp is not supported yet",
+        "features.yaml:12:9: refused: router secure: tls: certResolver (ACME) cannot work offline",
+        "features.yaml:22:1: refused: dynamic configuration: tcp is not supported yet",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
@@ -385,14 +385,14 @@ fn refused_static_settings_stop_the_load() {
     let stat = write(
         &dir,
         "traefik.yml",
-        "entryPoints:\n  web:\n    address: \":80\"\n    http:\n      redirections:\n        entryPoint:\n          to: websecure\nproviders:\n  file:\n    filename: d.yaml\nlog:\n  level: DEBUG\n",
+        "entryPoints:\n  web:\n    address: \":80\"\n    http:\n      encodeQuerySemicolons: true\nproviders:\n  file:\n    filename: d.yaml\nlog:\n  level: DEBUG\n",
     );
     let (code, _, err) = betaroute(&["check", "--config", stat.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("traefik.yml:4:5: refused: entry point web: http (entry point redirections, middlewares and TLS) is not supported yet"), "{err}");
+    assert!(err.contains("traefik.yml:5:7: refused: entry point web: http: encodeQuerySemicolons is not supported yet"), "{err}");
     let (code, _, err) = betaroute(&["serve", "--config", stat.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("refused: entry point web: http"), "{err}");
+    assert!(err.contains("refused: entry point web: http: encodeQuerySemicolons"), "{err}");
 }
 
 /// `providers.consulCatalog` is read with Traefik's option names; a mistake in the default rule

@@ -212,7 +212,7 @@ fn traefiks_build_configuration_cases() {
             skipped: Vec::new(),
         };
         let layer = build(&catalog, &opts);
-        let (config, _) = combine(&[&layer]);
+        let (config, _) = combine(&[&layer], &Default::default());
         let refusals: Vec<String> = config
             .diagnostics
             .iter()
@@ -292,7 +292,7 @@ fn middlewares_from_consul_tags() {
         skipped: Vec::new(),
     };
     let layer = build(&catalog, &st);
-    let (config, _) = combine(&[&layer]);
+    let (config, _) = combine(&[&layer], &Default::default());
     let router = |n: &str| {
         config
             .routers

@@ -285,6 +285,10 @@ fn routers(state: &State, info: &ApiInfo) -> Vec<Value> {
             }
             v.insert("service".into(), json!(r.service_written));
             v.insert("rule".into(), json!(r.rule.text()));
+            if let Some(t) = &r.tls {
+                // Traefik shows the options as resolved (`default`, `name@provider`).
+                v.insert("tls".into(), json!({"options": t.options}));
+            }
             if priority != 0 {
                 v.insert("priority".into(), json!(priority));
             }

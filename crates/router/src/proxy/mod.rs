@@ -132,7 +132,19 @@ async fn serve(
     threads: usize,
 ) -> Result<(), ProxyError> {
     let registry = Arc::new(Registry::default());
-    let statics = st.statics();
+    let mut statics = st.statics();
+    // A redirect to an entry point bound to port 0 names the port it got.
+    for m in &mut statics.models {
+        if let Some(r) = &mut m.redirect {
+            let bound = listeners
+                .iter()
+                .find(|(ctx, _, _)| ctx.name == r.to)
+                .and_then(|(_, _, socks)| socks.first()?.local_addr().ok());
+            if let (Some(addr), "0") = (bound, r.port.as_str()) {
+                r.port = addr.port().to_string();
+            }
+        }
+    }
     let ep_names = statics.entry_points.clone();
     let (layers, reports) = providers.watch();
     for l in &layers {
