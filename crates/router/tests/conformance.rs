@@ -392,7 +392,10 @@ fn refused_static_settings_stop_the_load() {
     assert!(err.contains("traefik.yml:5:7: refused: entry point web: http: encodeQuerySemicolons is not supported yet"), "{err}");
     let (code, _, err) = betaroute(&["serve", "--config", stat.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("refused: entry point web: http: encodeQuerySemicolons"), "{err}");
+    assert!(
+        err.contains("refused: entry point web: http: encodeQuerySemicolons"),
+        "{err}"
+    );
 }
 
 /// `providers.consulCatalog` is read with Traefik's option names; a mistake in the default rule

@@ -21,8 +21,13 @@ pub struct Server {
     pub authority: String,
     /// The Host header sent when `passHostHeader` is false.
     pub host_header: http::HeaderValue,
-    /// `host:port` to connect to (port 80 when the URL has none); keys the connection pool.
-    pub address: Arc<str>,
+    /// Where and how to connect: `host:port` (port 80, 443 for https, when the URL has none),
+    /// TLS for `https://`, the transport's limits; keys the connection pool.
+    pub endpoint: super::transport::Endpoint,
+    /// The transport's response header timeout, if it sets one.
+    pub response_header_timeout: Option<std::time::Duration>,
+    /// The transport it was made with (a reload that changes it makes new servers).
+    transport: Option<Arc<crate::config::dynamic::transport::TransportSpec>>,
     /// An `h2c://` server: HTTP/2 with prior knowledge (what gRPC backends speak).
     pub h2c: bool,
     /// Path of the server URL, without a trailing `/` ("" for none): prefixed to request paths.
@@ -47,20 +52,33 @@ fn now_ms() -> u64 {
 }
 
 impl Server {
-    pub fn new(url: http::Uri, weight: u32, service: &str) -> Server {
+    pub fn new(
+        url: http::Uri,
+        weight: u32,
+        service: &str,
+        transport: Option<Arc<crate::config::dynamic::transport::TransportSpec>>,
+    ) -> Server {
         let authority = url.authority().map(|a| a.to_string()).unwrap_or_default();
+        let default_port = if url.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        let address: Arc<str> = format!(
+            "{}:{}",
+            url.host().unwrap_or("localhost"),
+            url.port_u16().unwrap_or(default_port)
+        )
+        .into();
         Server {
+            endpoint: super::transport::Endpoint::new(&url, address, transport.as_deref()),
+            response_header_timeout: transport.as_ref().and_then(|t| t.response_header_timeout),
+            transport,
             service: http::HeaderValue::from_str(service)
                 .unwrap_or(http::HeaderValue::from_static("(unnamed)")),
             url_text: url.to_string(),
             host_header: http::HeaderValue::from_str(&authority)
                 .unwrap_or(http::HeaderValue::from_static("localhost")),
-            address: format!(
-                "{}:{}",
-                url.host().unwrap_or("localhost"),
-                url.port_u16().unwrap_or(80)
-            )
-            .into(),
             base_path: url.path().trim_end_matches('/').to_owned(),
             h2c: url.scheme_str() == Some("h2c"),
             authority,
@@ -264,10 +282,19 @@ fn load_balancer(
             let reused = old.as_ref().and_then(|o| {
                 o.servers
                     .iter()
-                    .find(|os| os.url == s.url && os.weight == s.weight)
+                    .find(|os| {
+                        os.url == s.url && os.weight == s.weight && os.transport == lb.transport
+                    })
                     .cloned()
             });
-            reused.unwrap_or_else(|| Arc::new(Server::new(s.url.clone(), s.weight, name)))
+            reused.unwrap_or_else(|| {
+                Arc::new(Server::new(
+                    s.url.clone(),
+                    s.weight,
+                    name,
+                    lb.transport.clone(),
+                ))
+            })
         })
         .collect::<Vec<_>>();
     let n = servers.len();
@@ -308,6 +335,7 @@ mod tests {
                         format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap(),
                         w,
                         "t",
+                        None,
                     ))
                 })
                 .collect(),

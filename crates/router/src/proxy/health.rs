@@ -68,8 +68,24 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
         return;
     };
     let url = check_url(&server.url, &spec);
+    // An https:// server is checked over TLS as its transport connects to it.
+    let https = server.endpoint.tls.as_ref().map(|t| {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(spec.timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*t.config).clone())
+            .https_only()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(t.name.clone()))
+            .enable_http1()
+            .wrap_connector(http);
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+    });
     loop {
-        let outcome = check_once(&spec, &server, &url, &client).await;
+        let outcome = match &https {
+            Some(c) => check_once(&spec, &server, &url, c).await,
+            None => check_once(&spec, &server, &url, client.of(&server)).await,
+        };
         let healthy = outcome.is_ok();
         let was = server.healthy.swap(healthy, Ordering::Relaxed);
         if was != healthy {
@@ -96,9 +112,14 @@ fn check_url(server: &http::Uri, spec: &HealthSpec) -> String {
     } else {
         host.to_owned()
     };
-    let port = spec.port.or(server.port_u16()).unwrap_or(80);
+    let https = server.scheme_str() == Some("https");
+    let port = spec
+        .port
+        .or(server.port_u16())
+        .unwrap_or(if https { 443 } else { 80 });
     let base = server.path().trim_end_matches('/');
-    format!("http://{host}:{port}{base}{}", spec.path)
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{port}{base}{}", spec.path)
 }
 
 /// Why a server failed its health check (logged when its state changes).
@@ -126,12 +147,15 @@ impl std::fmt::Display for Unhealthy {
     }
 }
 
-async fn check_once(
+async fn check_once<C>(
     spec: &HealthSpec,
     server: &Server,
     url: &str,
-    client: &CheckClient,
-) -> Result<(), Unhealthy> {
+    client: &Client<C, Empty<Bytes>>,
+) -> Result<(), Unhealthy>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let mut req = Request::builder().method(spec.method.as_str()).uri(url);
     let host = spec
         .hostname
@@ -144,7 +168,7 @@ async fn check_once(
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req.body(Empty::new()).map_err(Unhealthy::BadRequest)?;
-    match tokio::time::timeout(spec.timeout, client.of(server).request(req)).await {
+    match tokio::time::timeout(spec.timeout, client.request(req)).await {
         Ok(Ok(resp)) => {
             let s = resp.status();
             match spec.status {

@@ -27,6 +27,7 @@ mod server;
 pub(crate) mod shared;
 mod state;
 pub mod tls;
+mod transport;
 
 use std::path::PathBuf;
 use std::sync::Arc;

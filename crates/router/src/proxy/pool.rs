@@ -25,6 +25,8 @@ use tokio::net::TcpStream;
 
 use http_body_util::Full;
 
+use super::transport::Endpoint;
+
 /// Request bodies to backends: the client's, streamed; one kept whole (none at all, or one a
 /// `retry` may send again), which a refused connection can send to another server; or the
 /// client's with its first bytes read already (a body over `retry`'s limit).
@@ -84,6 +86,8 @@ const MAX_IDLE_PER_SERVER: usize = 256;
 struct Idle {
     sender: SendRequest<UpstreamBody>,
     since: Instant,
+    /// How long it may stay idle (its transport's `idleConnTimeout`).
+    ttl: Duration,
 }
 
 pub struct Pool {
@@ -119,11 +123,11 @@ impl Pool {
         })
     }
 
-    /// Sends `req` (origin-form URI, Host header set) to the server at `authority`, on an idle
+    /// Sends `req` (origin-form URI, Host header set) to the server at `ep`, on an idle
     /// connection when there is one.
     pub async fn send(
         self: &Arc<Self>,
-        authority: &Arc<str>,
+        ep: &Endpoint,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         // An upgrade (WebSocket) takes a connection of its own: it becomes the tunnel, so it
@@ -134,11 +138,11 @@ impl Pool {
             let checked_out = if upgrade {
                 None
             } else {
-                self.checkout(authority)
+                self.checkout(&ep.key, self.ttl(ep))
             };
             let (mut sender, reused) = match checked_out {
                 Some(s) => (s, true),
-                None => (self.connect(authority).await?, false),
+                None => (self.connect(ep).await?, false),
             };
             if !sender.is_ready() && sender.ready().await.is_err() {
                 if reused {
@@ -152,7 +156,9 @@ impl Pool {
                     let (parts, body) = resp.into_parts();
                     let back = (!upgrade).then(|| Return {
                         pool: self.clone(),
-                        authority: authority.clone(),
+                        key: ep.key.clone(),
+                        ttl: self.ttl(ep),
+                        max_idle: ep.max_idle.unwrap_or(MAX_IDLE_PER_SERVER),
                         sender,
                     });
                     return Ok(Response::from_parts(
@@ -185,9 +191,10 @@ impl Pool {
     /// becomes `:authority`.
     pub async fn send_h2(
         self: &Arc<Self>,
-        authority: &Arc<str>,
+        ep: &Endpoint,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        let authority = &ep.key;
         let host = req
             .headers_mut()
             .remove(http::header::HOST)
@@ -209,7 +216,7 @@ impl Pool {
         let (mut sender, reused) = match cached {
             Some(s) => (s, true),
             None => {
-                let s = self.connect_h2(authority).await?;
+                let s = self.connect_h2(ep).await?;
                 let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
                 h2.insert(authority.clone(), s.clone());
                 (s, false)
@@ -244,9 +251,9 @@ impl Pool {
 
     async fn connect_h2(
         &self,
-        authority: &str,
+        ep: &Endpoint,
     ) -> Result<http2::SendRequest<UpstreamBody>, SendError> {
-        let stream = self.dial(authority).await?;
+        let stream = self.dial(ep).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(TokioIo::new(stream))
@@ -258,35 +265,42 @@ impl Pool {
         Ok(sender)
     }
 
-    fn checkout(&self, authority: &str) -> Option<SendRequest<UpstreamBody>> {
+    /// How long the endpoint's connections may stay idle.
+    fn ttl(&self, ep: &Endpoint) -> Duration {
+        ep.idle_timeout.unwrap_or(self.idle_timeout)
+    }
+
+    fn checkout(&self, key: &str, ttl: Duration) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(authority)?;
+        let list = idle.get_mut(key)?;
         let now = Instant::now();
         while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && now.duration_since(c.since) < self.idle_timeout {
+            if !c.sender.is_closed() && now.duration_since(c.since) < ttl {
                 return Some(c.sender);
             }
         }
         None
     }
 
-    fn checkin(&self, authority: Arc<str>, sender: SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
+    fn checkin(&self, r: Return) {
+        if r.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(authority).or_default();
-        if list.len() < MAX_IDLE_PER_SERVER {
+        let list = idle.entry(r.key).or_default();
+        if list.len() < r.max_idle {
             list.push(Idle {
-                sender,
+                sender: r.sender,
                 since: Instant::now(),
+                ttl: r.ttl,
             });
         }
     }
 
-    /// A TCP connection to `authority` within the dial timeout, without Nagle's delay.
-    async fn dial(&self, authority: &str) -> Result<TcpStream, SendError> {
-        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
+    /// A TCP connection to the endpoint within its dial timeout, without Nagle's delay.
+    async fn dial(&self, ep: &Endpoint) -> Result<TcpStream, SendError> {
+        let timeout = ep.dial_timeout.unwrap_or(self.connect_timeout);
+        match tokio::time::timeout(timeout, TcpStream::connect(&*ep.address)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 Ok(s)
@@ -295,18 +309,22 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, authority: &str) -> Result<SendRequest<UpstreamBody>, SendError> {
-        let stream = self.dial(authority).await?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| SendError::Connect)?;
-        // The connection is driven on this worker thread; it ends when the backend closes it or
-        // its last sender is dropped.
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+    async fn connect(&self, ep: &Endpoint) -> Result<SendRequest<UpstreamBody>, SendError> {
+        let stream = self.dial(ep).await?;
+        match &ep.tls {
+            None => handshake1(stream).await,
+            Some(t) => {
+                // The TLS handshake counts as connecting: a server whose certificate does
+                // not verify was never reached, and nothing was sent.
+                let timeout = ep.dial_timeout.unwrap_or(self.connect_timeout);
+                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                let tls = tokio::time::timeout(timeout, connector.connect(t.name.clone(), stream))
+                    .await
+                    .map_err(|_| SendError::Connect)?
+                    .map_err(|_| SendError::Connect)?;
+                handshake1(tls).await
+            }
+        }
     }
 
     /// Closes connections idle for longer than the idle timeout, and forgets closed ones.
@@ -314,9 +332,7 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         idle.retain(|_, list| {
-            list.retain(|c| {
-                !c.sender.is_closed() && now.duration_since(c.since) < self.idle_timeout
-            });
+            list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < c.ttl);
             !list.is_empty()
         });
     }
@@ -360,8 +376,26 @@ fn no_response(e: &hyper::Error) -> bool {
 
 struct Return {
     pool: Arc<Pool>,
-    authority: Arc<str>,
+    key: Arc<str>,
+    ttl: Duration,
+    max_idle: usize,
     sender: SendRequest<UpstreamBody>,
+}
+
+/// An HTTP/1.1 client connection over `io` (TCP or TLS), driven on this worker thread; it ends
+/// when the backend closes it or its last sender is dropped.
+async fn handshake1<I>(io: I) -> Result<SendRequest<UpstreamBody>, SendError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 /// A backend's response body that hands its connection back to the pool once read to the end.
@@ -380,7 +414,8 @@ impl PooledBody {
 
     fn give_back(&mut self) {
         if let Some(r) = self.back.take() {
-            r.pool.checkin(r.authority, r.sender);
+            let pool = r.pool.clone();
+            pool.checkin(r);
         }
     }
 }

@@ -252,7 +252,7 @@ impl TlsState {
                     }
                 }
             }
-            wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
             eps.insert(
                 ep.clone(),
                 EntryPointTls {

@@ -80,6 +80,8 @@ pub struct Part {
     pub comparisons: Vec<ComparisonDraft>,
     /// The `tls` section: certificates, the default store, options.
     pub tls: Option<super::tls::TlsPart>,
+    /// `http.serversTransports`.
+    pub transports: Vec<super::transport::TransportDraft>,
 }
 
 /// What every defined object has: a name, unique across files, and where it is written.
@@ -101,4 +103,10 @@ macro_rules! named {
     )*};
 }
 
-named!(RouterDraft, ServiceDraft, MiddlewareDraft, ComparisonDraft);
+named!(
+    RouterDraft,
+    ServiceDraft,
+    MiddlewareDraft,
+    ComparisonDraft,
+    super::transport::TransportDraft
+);

@@ -4,7 +4,7 @@
 //! services and middlewares each have their reader module.
 
 use super::drafts::Part;
-use super::{comparison, middleware, router, service, tls};
+use super::{comparison, middleware, router, service, tls, transport};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::Node;
 
@@ -45,13 +45,8 @@ pub fn read_file(cx: &mut Cx, tree: &Node) -> Part {
         }
         if let Some(mut transports) = http.obj(cx, "serversTransports") {
             for e in transports.named() {
-                cx.refuse(
-                    e.at,
-                    format!(
-                        "serversTransport {}: servers transports are not supported yet",
-                        e.key
-                    ),
-                );
+                part.transports
+                    .push(transport::read_named(cx, &e.key, e.at, &e.value));
             }
         }
         if let Some(mut comparisons) = http.obj(cx, "comparisons") {

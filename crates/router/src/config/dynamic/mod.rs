@@ -11,6 +11,7 @@ mod router;
 mod service;
 mod spec;
 pub mod tls;
+pub mod transport;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -175,10 +175,6 @@ fn load_balancer(cx: &mut Cx, mut lb: Obj, refused: &mut Vec<String>) -> Option<
     }
     for (key, why) in [
         ("sticky", "(sticky sessions) is not supported yet"),
-        (
-            "serversTransport",
-            "is not supported yet: servers transports are not implemented",
-        ),
         ("passiveHealthCheck", "is not supported yet"),
         ("nginxUpstreamHashBy", "is not supported"),
     ] {
@@ -186,6 +182,7 @@ fn load_balancer(cx: &mut Cx, mut lb: Obj, refused: &mut Vec<String>) -> Option<
             refused.push(r.message);
         }
     }
+    let transport_ref = lb.string(cx, "serversTransport").filter(|s| !s.is_empty());
     lb.finish(
         cx,
         &[
@@ -203,6 +200,8 @@ fn load_balancer(cx: &mut Cx, mut lb: Obj, refused: &mut Vec<String>) -> Option<
         servers,
         health,
         pass_host_header,
+        transport_ref,
+        transport: None,
     })
 }
 
@@ -225,30 +224,20 @@ fn server(cx: &mut Cx, node: &Node, what: &str, refused: &mut Vec<String>) -> Op
     };
     let text = read::string(cx, url_node, &format!("{what}: url"))?;
     match text.parse::<::http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "h2c")) && u.authority().is_some() => {
+        Ok(u)
+            if matches!(u.scheme_str(), Some("http" | "https" | "h2c"))
+                && u.authority().is_some() =>
+        {
             Some(ServerSpec {
                 url: u,
                 weight: weight.unwrap_or(1),
             })
         }
-        Ok(u) if u.scheme_str() == Some("https") && u.authority().is_some() => {
-            refused.push(
-                cx.refuse(
-                    url_node.at,
-                    format!(
-                        "{what}: {}:// backends are not supported yet",
-                        u.scheme_str().unwrap_or_default()
-                    ),
-                )
-                .message,
-            );
-            None
-        }
         _ => {
             cx.error(
                 url_node.at,
                 format!(
-                    "{what}: url {text:?} is not http://host[:port][/path] or h2c://host[:port]"
+                    "{what}: url {text:?} is not http(s)://host[:port][/path] or h2c://host[:port]"
                 ),
             );
             None

@@ -75,6 +75,8 @@ pub struct Statics {
     /// Every entry point's name (routers without `entryPoints` are on all of them).
     pub entry_points: Vec<String>,
     pub models: Vec<EntryPointModel>,
+    /// The static `serversTransport` (`default@internal`), if set.
+    pub default_transport: Option<std::sync::Arc<super::transport::TransportSpec>>,
 }
 
 impl Statics {
@@ -135,6 +137,10 @@ pub struct LoadBalancerSpec {
     pub servers: Vec<ServerSpec>,
     pub health: Option<HealthSpec>,
     pub pass_host_header: bool,
+    /// `serversTransport` as written (resolved when the configuration is combined).
+    pub transport_ref: Option<String>,
+    /// The transport its servers are connected with (`None`: betaroute's defaults).
+    pub transport: Option<std::sync::Arc<super::transport::TransportSpec>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

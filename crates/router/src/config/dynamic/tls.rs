@@ -223,7 +223,7 @@ fn certificates(cx: &mut Cx, node: &Node, part: &mut TlsPart) {
 
 /// `certFile` and `keyFile`, each a path or the PEM itself (Traefik's `FileOrContent`), loaded
 /// into a certificate whose key is checked against it.
-fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certificate>> {
+pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certificate>> {
     let cert_at = o.at_key("certFile");
     let key_at = o.at_key("keyFile");
     let cert = o.get(cx, "certFile");
@@ -330,7 +330,7 @@ pub fn names_of(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 }
 
 /// A path when such a file exists, else the content itself (Traefik's `FileOrContent`).
-fn file_or_content(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<u8>> {
+pub(super) fn file_or_content(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<u8>> {
     let s = read::string(cx, node, what)?;
     if Path::new(&s).is_file() {
         return match std::fs::read(&s) {

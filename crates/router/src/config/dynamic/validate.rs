@@ -19,6 +19,7 @@ use super::spec::{
     Baseline, BetaSwitch, RouterSpec, RouterTls, RoutingConfig, ServiceSpec, Statics, TlsConfig,
 };
 use super::tls::{TlsPart, DEFAULT_OPTIONS};
+use super::transport::{TransportDraft, TransportSpec, DEFAULT_TRANSPORT};
 use crate::config::error::ConfigErrors;
 use crate::config::read::{Diagnostic, Severity};
 use crate::config::source::Source;
@@ -56,6 +57,7 @@ pub struct Layer {
     comparisons: BTreeMap<String, (usize, ComparisonDraft)>,
     /// Each file's `tls` section, with the index of its source.
     tls: Vec<(usize, TlsPart)>,
+    transports: BTreeMap<String, (usize, TransportDraft)>,
 }
 
 impl Layer {
@@ -71,6 +73,7 @@ impl Layer {
             beta_enabled: None,
             comparisons: BTreeMap::new(),
             tls: Vec::new(),
+            transports: BTreeMap::new(),
         }
     }
 
@@ -177,6 +180,16 @@ pub fn layer(
         }
         if let Some(t) = part.tls {
             out.tls.push((i, t));
+        }
+        for t in part.transports {
+            add_unique(
+                &mut out.transports,
+                "serversTransport",
+                &out.sources,
+                i,
+                t,
+                &mut d,
+            );
         }
     }
     tls_unique(&out, &mut d);
@@ -564,7 +577,9 @@ pub fn combine(layers: &[&Layer], statics: &Statics) -> (RoutingConfig, Vec<Diag
     let mut own = Vec::new();
     let mut own_tls = Vec::new();
     let mut d = Diags { out: &mut own };
-    let refused = service_refusals(&services, &providers, &mut d);
+    let transports = combine_transports(layers, statics);
+    let mut refused = service_refusals(&services, &providers, &mut d);
+    transport_refusals(&services, &transports, &mut refused, &mut d);
     let mut used_middlewares = BTreeSet::new();
     let mut out = RoutingConfig {
         tls: combine_tls(layers),
@@ -688,8 +703,10 @@ pub fn combine(layers: &[&Layer], statics: &Statics) -> (RoutingConfig, Vec<Diag
         }
         if let Some(spec) = &at.item.spec {
             let here = at.layer.provider.as_str();
-            out.services
-                .insert(name.clone(), qualified_spec(spec, here));
+            out.services.insert(
+                name.clone(),
+                qualified_spec(spec, here, &transports, statics),
+            );
         }
     }
     // Comparisons, their references qualified; one that names nothing known yet is kept (it
@@ -745,10 +762,79 @@ pub fn combine(layers: &[&Layer], statics: &Statics) -> (RoutingConfig, Vec<Diag
     (out, own)
 }
 
-/// A service's children named by their qualified names.
-fn qualified_spec(spec: &ServiceSpec, here: &str) -> ServiceSpec {
+/// Every provider's servers transports by qualified name (the static one as `default@internal`);
+/// refused ones map to why.
+fn combine_transports(
+    layers: &[&Layer],
+    statics: &Statics,
+) -> BTreeMap<String, Result<std::sync::Arc<TransportSpec>, String>> {
+    let mut out = BTreeMap::new();
+    if let Some(t) = &statics.default_transport {
+        out.insert(DEFAULT_TRANSPORT.to_owned(), Ok(t.clone()));
+    }
+    for l in layers {
+        for (name, (_, t)) in &l.transports {
+            let q = format!("{name}@{}", l.provider);
+            let v = match (&t.spec, &t.refused) {
+                (Some(s), None) => {
+                    let mut s = TransportSpec::clone_of(s);
+                    s.name = q.clone();
+                    Ok(std::sync::Arc::new(s))
+                }
+                (_, Some(why)) => Err(why.clone()),
+                (None, None) => Err(format!("serversTransport {q} is invalid")),
+            };
+            out.insert(q, v);
+        }
+    }
+    out
+}
+
+/// Load balancers whose `serversTransport` is missing or refused are refused.
+fn transport_refusals(
+    services: &BTreeMap<String, At<ServiceDraft>>,
+    transports: &BTreeMap<String, Result<std::sync::Arc<TransportSpec>, String>>,
+    refused: &mut BTreeMap<String, String>,
+    d: &mut Diags,
+) {
+    for (name, at) in services {
+        let Some(ServiceSpec::LoadBalancer(lb)) = &at.item.spec else {
+            continue;
+        };
+        let Some(t) = &lb.transport_ref else { continue };
+        let q = qualify(t, &at.layer.provider);
+        let why = match transports.get(&q) {
+            Some(Ok(_)) => continue,
+            Some(Err(why)) => {
+                format!("service {name}: its serversTransport {q} is refused ({why})")
+            }
+            None if q == DEFAULT_TRANSPORT => continue,
+            None => format!("service {name}: serversTransport {t} does not exist"),
+        };
+        d.push(Severity::Refused, at.source(), at.item.at, why.clone());
+        refused.entry(name.clone()).or_insert(why);
+    }
+}
+
+/// A service's children named by their qualified names, and its transport resolved.
+fn qualified_spec(
+    spec: &ServiceSpec,
+    here: &str,
+    transports: &BTreeMap<String, Result<std::sync::Arc<TransportSpec>, String>>,
+    statics: &Statics,
+) -> ServiceSpec {
     match spec {
-        ServiceSpec::LoadBalancer(lb) => ServiceSpec::LoadBalancer(lb.clone()),
+        ServiceSpec::LoadBalancer(lb) => {
+            let mut lb = lb.clone();
+            lb.transport = match &lb.transport_ref {
+                Some(t) => transports
+                    .get(&qualify(t, here))
+                    .and_then(|r| r.as_ref().ok().cloned())
+                    .or_else(|| statics.default_transport.clone()),
+                None => statics.default_transport.clone(),
+            };
+            ServiceSpec::LoadBalancer(lb)
+        }
         ServiceSpec::Weighted(children) => ServiceSpec::Weighted(
             children
                 .iter()

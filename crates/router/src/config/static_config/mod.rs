@@ -48,6 +48,8 @@ pub struct StaticConfig {
     pub diagnostics: Vec<Diagnostic>,
     /// What each entry point's `http` section applies to its routers.
     pub models: Vec<crate::config::dynamic::EntryPointModel>,
+    /// `serversTransport`: how servers are connected to unless their service names another.
+    pub default_transport: Option<std::sync::Arc<crate::config::dynamic::transport::TransportSpec>>,
 }
 
 impl StaticConfig {
@@ -56,6 +58,7 @@ impl StaticConfig {
         crate::config::dynamic::Statics {
             entry_points: self.entry_points.iter().map(|e| e.name.clone()).collect(),
             models: self.models.clone(),
+            default_transport: self.default_transport.clone(),
         }
     }
 }
@@ -437,7 +440,11 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
         cx.error(0, "no routing configuration: set providers.file.filename (or directory) or providers.consulCatalog, or add [http] here");
     }
     let access_log = access_log(cx, &mut top, &resolve);
-    let timeouts = servers_transport(cx, &mut top);
+    let (timeouts, default_transport) = servers_transport(cx, &mut top);
+    let default_transport = default_transport.map(|mut t| {
+        t.name = crate::config::dynamic::transport::DEFAULT_TRANSPORT.to_owned();
+        std::sync::Arc::new(t)
+    });
     informational(cx, &mut top);
     top.finish(cx, STATIC_KEYS);
     let models = models(cx, &entry_points);
@@ -446,6 +453,7 @@ fn read_static(cx: &mut Cx, tree: &Node, path: &Path) -> Option<StaticConfig> {
     }
     Some(StaticConfig {
         models,
+        default_transport,
         entry_points,
         admin,
         dynamic_files,

@@ -136,60 +136,32 @@ pub fn access_log(
     enabled.then_some(AccessLog { json, file })
 }
 
-pub fn servers_transport(cx: &mut Cx, top: &mut Obj) -> Timeouts {
+/// The static `serversTransport`: the default transport (`default@internal`), whose timeouts
+/// are also the proxy's defaults.
+pub fn servers_transport(
+    cx: &mut Cx,
+    top: &mut Obj,
+) -> (
+    Timeouts,
+    Option<crate::config::dynamic::transport::TransportSpec>,
+) {
     let mut timeouts = Timeouts::default();
-    let Some(mut st) = top.obj(cx, "serversTransport") else {
-        return timeouts;
+    let Some(st) = top.obj(cx, "serversTransport") else {
+        return (timeouts, None);
     };
-    if let Some(mut ft) = st.obj(cx, "forwardingTimeouts") {
-        for (key, slot) in [
-            ("dialTimeout", &mut timeouts.dial),
-            ("responseHeaderTimeout", &mut timeouts.response_header),
-            ("idleConnTimeout", &mut timeouts.idle_conn),
-        ] {
-            // Zero is Traefik's "no timeout": betaroute keeps its default instead.
-            if let Some(d) = ft.duration(cx, key).filter(|d| !d.is_zero()) {
-                *slot = d;
-            }
+    let (spec, _) = crate::config::dynamic::transport::read(cx, st, false);
+    if let Some(s) = &spec {
+        if let Some(d) = s.dial_timeout {
+            timeouts.dial = d;
         }
-        for key in ["readIdleTimeout", "pingTimeout"] {
-            ft.ignore(cx, key, "HTTP/2 backends are not supported yet");
+        if let Some(d) = s.response_header_timeout {
+            timeouts.response_header = d;
         }
-        ft.finish(
-            cx,
-            &[
-                "dialTimeout",
-                "responseHeaderTimeout",
-                "idleConnTimeout",
-                "readIdleTimeout",
-                "pingTimeout",
-            ],
-        );
+        if let Some(d) = s.idle_conn_timeout {
+            timeouts.idle_conn = d;
+        }
     }
-    for key in ["insecureSkipVerify", "rootCAs"] {
-        st.ignore(
-            cx,
-            key,
-            "https backends are not supported yet (they are refused)",
-        );
-    }
-    st.ignore(
-        cx,
-        "maxIdleConnsPerHost",
-        "idle backend connections are kept per worker thread and closed after idleConnTimeout",
-    );
-    st.refuse(cx, "spiffe", "is not supported");
-    st.finish(
-        cx,
-        &[
-            "forwardingTimeouts",
-            "insecureSkipVerify",
-            "rootCAs",
-            "maxIdleConnsPerHost",
-            "spiffe",
-        ],
-    );
-    timeouts
+    (timeouts, spec)
 }
 
 /// Traefik settings for its own logs, telemetry and dashboard: accepted with a word.

@@ -81,7 +81,7 @@ pub fn client_config(tls: Option<&ClientTls>, env: Env) -> Result<ClientConfig, 
 /// `insecureSkipVerify`: any certificate is accepted (signatures are still checked, so the
 /// handshake is sound; only the server's identity is not).
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAny(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

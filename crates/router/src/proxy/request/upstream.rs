@@ -228,12 +228,13 @@ pub async fn send(
         }
         let sent = async {
             if server.h2c {
-                cx.pool.send_h2(&server.address, req).await
+                cx.pool.send_h2(&server.endpoint, req).await
             } else {
-                cx.pool.send(&server.address, req).await
+                cx.pool.send(&server.endpoint, req).await
             }
         };
-        let e = match tokio::time::timeout(cx.timeout, sent).await {
+        let timeout = server.response_header_timeout.unwrap_or(cx.timeout);
+        let e = match tokio::time::timeout(timeout, sent).await {
             Ok(Ok(resp)) => return (Ok(resp), Some(server)),
             Err(_) => return (Err(ProxyError::Timeout), Some(server)),
             Ok(Err(e)) => e,

@@ -1,0 +1,352 @@
+//! `https://` servers and servers transports through the real router binary: a rustls backend
+//! with certificates the test makes, reached with a transport's `rootCAs`, `serverName`,
+//! `insecureSkipVerify` and client certificate (mTLS to the backend), or the static
+//! `serversTransport`; the transport's response header timeout; an https health check.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+struct Ca {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    file: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path, name: &str) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let issuer = rcgen::CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let file = dir.join(format!("{name}.pem"));
+        std::fs::write(&file, issuer.pem()).unwrap();
+        Ca { issuer, file }
+    }
+
+    /// A certificate for `names`, as DER (for the test's servers) and PEM files (for the
+    /// router's configuration).
+    fn leaf(&self, dir: &Path, file: &str, names: &[&str]) -> Leaf {
+        use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            p.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        p.distinguished_name.push(DnType::CommonName, file);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            dir.join(format!("{file}.pem")),
+            dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            cert_file: c,
+            key_file: k,
+        }
+    }
+}
+
+struct Leaf {
+    der: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+/// A TLS backend: answers with the SNI it got and the common name of the client's
+/// certificate, if any; requires one verified by `client_ca` when given.
+struct TlsBackend {
+    addr: SocketAddr,
+    handshakes_failed: Arc<AtomicUsize>,
+}
+
+async fn tls_backend(leaf: Leaf, client_ca: Option<&Ca>, delay: Duration) -> TlsBackend {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.issuer.der().clone()).unwrap();
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap(),
+            )
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(vec![leaf.der], leaf.key).unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let f = failed.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, f) = (acceptor.clone(), f.clone());
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(_) => {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                };
+                let (_, session) = tls.get_ref();
+                let sni = session.server_name().unwrap_or("").to_owned();
+                let client = session.peer_certificates().map(|c| c.len()).unwrap_or(0);
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let sni = sni.clone();
+                    async move {
+                        if req.uri().path() != "/health" {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let body = serde_json::json!({
+                            "sni": sni,
+                            "client_certs": client,
+                            "host": req.headers().get("host").and_then(|h| h.to_str().ok()),
+                            "path": req.uri().path(),
+                        });
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    TlsBackend {
+        addr,
+        handshakes_failed: failed,
+    }
+}
+
+fn config(services: &str, transports: &str) -> String {
+    format!(
+        r#"
+http:
+  routers:
+    verified: {{rule: "Host(`verified`)", service: verified}}
+    system: {{rule: "Host(`system`)", service: system}}
+    named: {{rule: "Host(`named`)", service: named}}
+    unnamed: {{rule: "Host(`unnamed`)", service: unnamed}}
+    insecure: {{rule: "Host(`insecure`)", service: insecure}}
+    mtls: {{rule: "Host(`mtls`)", service: mtls}}
+    nocert: {{rule: "Host(`nocert`)", service: nocert}}
+  services:
+{services}
+  serversTransports:
+{transports}
+"#
+    )
+}
+
+fn service(name: &str, url: &str, transport: Option<&str>) -> String {
+    let t = transport.map_or(String::new(), |t| format!(", serversTransport: {t}"));
+    format!("    {name}: {{loadBalancer: {{servers: [{{url: \"{url}\"}}]{t}}}}}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_servers_are_verified_as_their_transport_says() {
+    let dir = temp_dir();
+    let ca = Ca::new(&dir, "backend-ca");
+    let client_ca = Ca::new(&dir, "client-ca");
+    // A backend whose certificate names 127.0.0.1; one that names only backend.internal; one
+    // that wants a client certificate from client-ca.
+    let by_ip = tls_backend(ca.leaf(&dir, "by-ip", &["127.0.0.1"]), None, Duration::ZERO).await;
+    let by_name = tls_backend(
+        ca.leaf(&dir, "by-name", &["backend.internal"]),
+        None,
+        Duration::ZERO,
+    )
+    .await;
+    let mtls = tls_backend(
+        ca.leaf(&dir, "mtls-server", &["127.0.0.1"]),
+        Some(&client_ca),
+        Duration::ZERO,
+    )
+    .await;
+    let client = client_ca.leaf(&dir, "router-client", &["router.internal"]);
+    let u = |b: &TlsBackend| format!("https://{}", b.addr);
+    let services = [
+        service("verified", &u(&by_ip), Some("ca")),
+        service("system", &u(&by_ip), None),
+        service("named", &u(&by_name), Some("named")),
+        service("unnamed", &u(&by_name), Some("ca")),
+        service("insecure", &u(&by_name), Some("insecure")),
+        service("mtls", &u(&mtls), Some("client")),
+        service("nocert", &u(&mtls), Some("ca")),
+    ]
+    .concat();
+    let ca_file = ca.file.display();
+    let transports = format!(
+        r#"    ca: {{rootCAs: ["{ca_file}"]}}
+    named: {{rootCAs: ["{ca_file}"], serverName: backend.internal}}
+    insecure: {{insecureSkipVerify: true}}
+    client:
+      rootCAs: ["{ca_file}"]
+      certificates:
+        - certFile: {}
+          keyFile: {}
+"#,
+        client.cert_file.display(),
+        client.key_file.display()
+    );
+    let r = Router::start(&config(&services, &transports));
+    let ask = |host: &'static str| {
+        let web = r.web;
+        async move { get(web, host, "/x", &[]).await }
+    };
+    let (status, body) = ask("verified").await;
+    assert_eq!(status, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["host"], "verified", "passHostHeader");
+    assert_eq!(seen["path"], "/x");
+    assert_eq!(seen["sni"], "", "no SNI to an IP address");
+    assert_eq!(seen["client_certs"], 0);
+    // Not in the system's roots: never reached.
+    let (status, _) = ask("system").await;
+    assert_eq!(status, 502);
+    // serverName: verified for (and SNI) backend.internal, though dialled by address.
+    let (status, body) = ask("named").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"sni\":\"backend.internal\""), "{body}");
+    let (status, _) = ask("unnamed").await;
+    assert_eq!(status, 502, "the certificate does not name 127.0.0.1");
+    let (status, _) = ask("insecure").await;
+    assert_eq!(status, 200);
+    // mTLS to the backend: with the transport's certificate, and refused without.
+    let (status, body) = ask("mtls").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"client_certs\":1"), "{body}");
+    let before = mtls.handshakes_failed.load(Ordering::SeqCst);
+    let (status, _) = ask("nocert").await;
+    assert_eq!(status, 502);
+    assert!(mtls.handshakes_failed.load(Ordering::SeqCst) > before);
+    // Keep-alive to https servers: many requests, few handshakes.
+    for _ in 0..20 {
+        assert_eq!(ask("verified").await.0, 200);
+    }
+    assert_eq!(
+        by_ip.handshakes_failed.load(Ordering::SeqCst),
+        1,
+        "only `system`'s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_transport_is_the_default_and_a_named_one_has_its_own_timeout() {
+    let dir = temp_dir();
+    let ca = Ca::new(&dir, "backend-ca");
+    let slow = tls_backend(
+        ca.leaf(&dir, "slow", &["127.0.0.1"]),
+        None,
+        Duration::from_millis(400),
+    )
+    .await;
+    let st = STATIC.replace(
+        "[serversTransport.forwardingTimeouts]",
+        &format!(
+            "[serversTransport]\nrootCAs = [\"{}\"]\n[serversTransport.forwardingTimeouts]",
+            ca.file.display()
+        ),
+    );
+    assert_ne!(st, STATIC);
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    patient: {{rule: "Host(`patient`)", service: patient}}
+    hasty: {{rule: "Host(`hasty`)", service: hasty}}
+  services:
+    patient:
+      loadBalancer:
+        servers: [{{url: "https://{addr}"}}]
+        healthCheck: {{path: /health, interval: 200ms, timeout: 1s}}
+    hasty: {{loadBalancer: {{servers: [{{url: "https://{addr}"}}], serversTransport: hasty}}}}
+  serversTransports:
+    hasty:
+      rootCAs: ["{ca}"]
+      forwardingTimeouts: {{responseHeaderTimeout: 100ms}}
+"#,
+        addr = slow.addr,
+        ca = ca.file.display()
+    );
+    let r = Router::start_with(&st, &dynamic);
+    // The static transport's CA verifies the server; its 1 s allows the 400 ms answer.
+    let (status, body) = get(r.web, "patient", "/", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // The named transport's 100 ms does not.
+    let (status, _) = get(r.web, "hasty", "/", &[]).await;
+    assert_eq!(status, 504);
+    // The health check speaks TLS to the server too: it stays in.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!r.stderr().contains("\"healthy\":false"), "{}", r.stderr());
+    assert_eq!(get(r.web, "patient", "/", &[]).await.0, 200);
+}
+
+#[test]
+fn transport_mistakes_are_located_and_a_missing_one_refuses_its_service() {
+    let dir = temp_dir();
+    let file = dir.join("dynamic.yaml");
+    let check = |yaml: &str| {
+        std::fs::write(&file, yaml).unwrap();
+        betaroute(&["check", "--dynamic", file.to_str().unwrap()])
+    };
+    let (code, _, err) = check(
+        "http:\n  serversTransports:\n    t:\n      rootCAs: [/nonexistent/ca.pem]\n      forwardingTimeouts: {dialTimeout: soon}\n      serverNme: x\n",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("dynamic.yaml:4")
+            && err.contains("\"/nonexistent/ca.pem\" is no readable file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dynamic.yaml:5") && err.contains("dialTimeout"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dynamic.yaml:6") && err.contains("unknown key \"serverNme\""),
+        "{err}"
+    );
+    let (_, out, err) = check(
+        "http:\n  routers:\n    r: {rule: Host(`x`), service: s}\n  services:\n    s: {loadBalancer: {servers: [{url: \"https://127.0.0.1:1\"}], serversTransport: nope}}\n  serversTransports:\n    spiffy: {spiffe: {ids: [x]}}\n",
+    );
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("serversTransport nope does not exist"),
+        "{all}"
+    );
+    assert!(all.contains("spiffe is not supported"), "{all}");
+}
