@@ -119,8 +119,15 @@ http { access_log off; keepalive_requests 1000000;
       proxy_set_header X-Script-Name bench; rewrite ^/api(/.*)\$ \$1 break;
       proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } }
   # HTTP/2 with prior knowledge (h2c) to clients, HTTP/1.1 to the backend, as betaroute does.
-  server { listen 127.0.0.1:9407 http2; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+  server { listen 127.0.0.1:9407 http2; location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } }
+  # TLS termination (TLS 1.3, P-256 certificate, ALPN h2 and http/1.1), the same routing.
+  server { listen 127.0.0.1:9408 ssl http2; ssl_certificate $WORK/tls.pem; ssl_certificate_key $WORK/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
 CONF
+# One certificate for both (P-256, for api.example.com and 127.0.0.1).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.pem" \
+  -subj /CN=api.example.com -addext "subjectAltName=DNS:api.example.com,IP:127.0.0.1" -days 2 2>/dev/null
 # bench:bench, {SHA} for both: the comparison is of the chain, not of password hashing (NGINX
 # would run MD5-crypt or bcrypt on every request; betaroute remembers verified credentials).
 echo 'bench:{SHA}5cicUp3MubQnFvTZEY1hB5yIPZ4=' > "$WORK/htpasswd"
@@ -161,6 +168,8 @@ http:
     main: {rule: "Host(`api.example.com`)", service: main}
     beta: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta}
     chain: {rule: "Host(`chain.example.com`)", service: beta, middlewares: [hdr, strip, limit, auth]}
+    main-tls: {rule: "Host(`api.example.com`)", service: main, tls: {}}
+    beta-tls: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta, tls: {}}
   middlewares:
     hdr: {headers: {frameDeny: true, contentTypeNosniff: true, customRequestHeaders: {X-Script-Name: bench}, customResponseHeaders: {X-Custom-Response: "yes"}}}
     strip: {stripPrefix: {prefixes: [/api]}}
@@ -169,6 +178,12 @@ http:
   services:
     main: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
     beta: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
+CONF
+# TLS on the same port (betaroute tells TLS from plain HTTP by the first byte, as Traefik).
+cat >> "$WORK/dynamic.yaml" <<CONF
+tls:
+  certificates: [{certFile: "$WORK/tls.pem", keyFile: "$WORK/tls.key"}]
+  options: {default: {disableSessionTickets: true}}
 CONF
 nginx -c "$WORK/nginx.conf"
 haproxy -D -f "$WORK/haproxy.cfg"
@@ -244,6 +259,41 @@ for name in "NGINX (http2)" "betaroute"; do
   printf '| %s | %.0f | %.2fx | %s | %s |\n' "$name" "$r" "$(awk -v a="$r" -v b="$n2" 'BEGIN{print a/b}')" "$m" "$ok"
 done
 echo "goal: betaroute at least NGINX's HTTP/2 req/s"
+echo
+echo "### TLS termination (TLS 1.3, ECDSA P-256, no session resumption), HTTP/1.1 to the backend"
+# Full handshakes: openssl s_time opens a new connection (and a full handshake) each time.
+hsonce() { # PORT -> handshakes per second for one run
+  taskset -c 0 openssl s_time -connect "127.0.0.1:$1" -new -tls1_3 -time "$DURATION" 2>/dev/null |
+    awk '/connections in [0-9.]+ real seconds/ {n=$1; t=$4} END {printf "%.0f\n", (t > 0 ? n / t : 0)}'
+}
+tlsonce() { # PORT -> "rps mean_ms 2xx" for one h2load run over TLS (ALPN h2)
+  taskset -c 0 h2load -c10 -m10 -t1 -D "$DURATION" -H ':authority: api.example.com' -H 'x-rikstv-beta: true' "https://127.0.0.1:$1/" 2>/dev/null |
+    awk '/^finished in/ {rps=$4} /^time for request:/ {m=$6; if (m ~ /us$/) m=m/1000; else if (m ~ /ms$/) m=m+0; else m=m*1000}
+      /^status codes:/ {ok=$3} END {printf "%s %.3f %s\n", rps, m, ok}'
+}
+tls1once() { # PORT -> req/s for one wrk run over TLS (HTTP/1.1 keep-alive)
+  taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s -H "Host: api.example.com" -H "X-RiksTV-Beta: true" "https://127.0.0.1:$1/" 2>/dev/null |
+    awk '/Requests\/sec/ {print $2}'
+}
+declare -A hs=() tl=() t1=()
+for _ in 1 2 3; do
+  for t in "NGINX|9408" "betaroute|9404"; do
+    IFS='|' read -r name port <<< "$t"
+    hs[$name]+="$(hsonce "$port")"$'\n'
+    tl[$name]+="$(tlsonce "$port")"$'\n'
+    t1[$name]+="$(tls1once "$port")"$'\n'
+  done
+done
+nh=$(printf '%s' "${hs[NGINX]}" | med 1); nt=$(printf '%s' "${tl[NGINX]}" | med 1); n1=$(printf '%s' "${t1[NGINX]}" | med 1)
+printf '| target | full handshakes/s | vs NGINX | HTTP/2 over TLS req/s (h2load -c10 -m10) | vs NGINX | 2xx | HTTP/1.1 over TLS req/s (wrk -c%s) | vs NGINX |\n|---|---|---|---|---|---|---|---|\n' "$CONNS"
+for name in NGINX betaroute; do
+  h=$(printf '%s' "${hs[$name]}" | med 1); r=$(printf '%s' "${tl[$name]}" | med 1); w=$(printf '%s' "${t1[$name]}" | med 1)
+  ok=$(printf '%s' "${tl[$name]}" | awk -v r="$r" '$1 == r {print $3; exit}')
+  printf '| %s | %.0f | %.2fx | %.0f | %.2fx | %s | %.0f | %.2fx |\n' "$name" "$h" "$(awk -v a="$h" -v b="$nh" 'BEGIN{print a/b}')" \
+    "$r" "$(awk -v a="$r" -v b="$nt" 'BEGIN{print a/b}')" "$ok" "$w" "$(awk -v a="$w" -v b="$n1" 'BEGIN{print a/b}')"
+done
+echo "(medians of 3 interleaved rounds; the handshake client, openssl s_time, runs on core 0 and does its half of each handshake)"
+echo "goal: betaroute at least NGINX's handshakes/s and TLS req/s"
 echo
 }
 

@@ -129,7 +129,7 @@ fn errors_point_at_the_key_that_is_wrong() {
     has("typo.yaml:5:7:", "unknown key \"loadBalancr\"");
     // The misspelt kind is reported once, at its key, not again as a missing kind.
     assert!(!err.contains("found none"), "{err}");
-    has("typo.yaml:10:18:", "url \"ftp://x\" is not http://");
+    has("typo.yaml:10:18:", "url \"ftp://x\" is not http(s)://");
     has(
         "typo.yaml:12:17:",
         "service c: weighted: services is missing or empty",
