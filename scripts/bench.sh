@@ -123,7 +123,11 @@ http { access_log off; keepalive_requests 1000000;
   # TLS termination (TLS 1.3, P-256 certificate, ALPN h2 and http/1.1), the same routing.
   server { listen 127.0.0.1:9408 ssl http2; ssl_certificate $WORK/tls.pem; ssl_certificate_key $WORK/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
-    location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+    location / { proxy_pass http://\$pool; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; } }
+  # WebSocket, as NGINX's documentation proxies it (proxy_http_version 1.1, the Upgrade map).
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  server { listen 127.0.0.1:9409; location / { proxy_pass http://127.0.0.1:9410; proxy_http_version 1.1;
+    proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 1h; } } }
 CONF
 # One certificate for both (P-256, for api.example.com and 127.0.0.1).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.pem" \
@@ -168,6 +172,7 @@ http:
     main: {rule: "Host(`api.example.com`)", service: main}
     beta: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta}
     chain: {rule: "Host(`chain.example.com`)", service: beta, middlewares: [hdr, strip, limit, auth]}
+    ws: {rule: "PathPrefix(`/ws`)", service: ws}
     main-tls: {rule: "Host(`api.example.com`)", service: main, tls: {}}
     beta-tls: {rule: "Host(`api.example.com`) && Header(`X-RiksTV-Beta`, `true`)", service: beta, tls: {}}
   middlewares:
@@ -178,6 +183,7 @@ http:
   services:
     main: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
     beta: {loadBalancer: {servers: [{url: "http://127.0.0.1:9401"}]}}
+    ws: {loadBalancer: {servers: [{url: "http://127.0.0.1:9410"}]}}
 CONF
 # TLS on the same port (betaroute tells TLS from plain HTTP by the first byte, as Traefik).
 cat >> "$WORK/dynamic.yaml" <<CONF
@@ -261,10 +267,11 @@ done
 echo "goal: betaroute at least NGINX's HTTP/2 req/s"
 echo
 echo "### TLS termination (TLS 1.3, ECDSA P-256, no session resumption), HTTP/1.1 to the backend"
-# Full handshakes: openssl s_time opens a new connection (and a full handshake) each time.
-hsonce() { # PORT -> handshakes per second for one run
-  taskset -c 0 openssl s_time -connect "127.0.0.1:$1" -new -tls1_3 -time "$DURATION" 2>/dev/null |
-    awk '/connections in [0-9.]+ real seconds/ {n=$1; t=$4} END {printf "%.0f\n", (t > 0 ? n / t : 0)}'
+# Full handshakes: h2load with as many clients as requests opens a new connection (a full
+# handshake, no resumption) for each; 1000 at a time, from one client thread on core 0.
+hsonce() { # PORT -> handshakes (each with one request) per second for one run
+  taskset -c 0 h2load -n 1000 -c 1000 -m1 -t1 -H ':authority: api.example.com' "https://127.0.0.1:$1/" 2>/dev/null |
+    awk '/^finished in/ {print $4 + 0} /^status codes:/ {ok=$3} END {if (ok < 1000) print "short"}' | head -1
 }
 tlsonce() { # PORT -> "rps mean_ms 2xx" for one h2load run over TLS (ALPN h2)
   taskset -c 0 h2load -c10 -m10 -t1 -D "$DURATION" -H ':authority: api.example.com' -H 'x-rikstv-beta: true' "https://127.0.0.1:$1/" 2>/dev/null |
@@ -292,8 +299,38 @@ for name in NGINX betaroute; do
   printf '| %s | %.0f | %.2fx | %.0f | %.2fx | %s | %.0f | %.2fx |\n' "$name" "$h" "$(awk -v a="$h" -v b="$nh" 'BEGIN{print a/b}')" \
     "$r" "$(awk -v a="$r" -v b="$nt" 'BEGIN{print a/b}')" "$ok" "$w" "$(awk -v a="$w" -v b="$n1" 'BEGIN{print a/b}')"
 done
-echo "(medians of 3 interleaved rounds; the handshake client, openssl s_time, runs on core 0 and does its half of each handshake)"
+echo "(medians of 3 interleaved rounds; handshakes: h2load, 1000 clients with one request each, TLS 1.3, no resumption; the client runs on core 0 and does its half of each handshake)"
 echo "goal: betaroute at least NGINX's handshakes/s and TLS req/s"
+echo
+echo "### WebSocket echo (npm ws on core 0: 32 connections, one 64-byte message in flight each, -D${DURATION}s)"
+taskset -c 0 node bench/ws.mjs serve 9410 & echo $! > "$WORK/ws.pid"
+sleep 1
+wsonce() { # PORT PID -> "msgs_per_s p99_ms cpu_us_per_message" (no PID: no CPU figure)
+  local t0 out t1
+  [ -n "$2" ] && t0=$(cpu_ticks "$2")
+  out=$(taskset -c 0 node bench/ws.mjs load "ws://127.0.0.1:$1/ws" "$DURATION" 32 64)
+  [ -n "$2" ] && t1=$(cpu_ticks "$2")
+  # The CPU figure spans the warm-up second too: per message of the whole run.
+  echo "$out" | awk -v t0="${t0:-0}" -v t1="${t1:-0}" -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
+    '{cpu = (t1 > t0) ? (t1 - t0) / hz * 1e6 / ($1 * (d + 1)) : 0; printf "%s %s %.1f\n", $1, $2, cpu}'
+}
+declare -A wsr=()
+ws_targets=("direct echo server|9410|" "NGINX|9409|$(worker_of "$WORK/nginx.pid")" "betaroute|9404|$(cat "$WORK/betaroute.pid")")
+for _ in 1 2 3; do
+  for t in "${ws_targets[@]}"; do
+    IFS='|' read -r name port pid <<< "$t"
+    wsr[$name]+="$(wsonce "$port" "$pid")"$'\n'
+  done
+done
+nw=$(printf '%s' "${wsr[NGINX]}" | med 1); dw=$(printf '%s' "${wsr[direct echo server]}" | med 1)
+printf '| target | messages/s | vs NGINX | vs direct | p99 ms | proxy CPU µs/message |\n|---|---|---|---|---|---|\n'
+for t in "${ws_targets[@]}"; do
+  IFS='|' read -r name port pid <<< "$t"
+  m=$(printf '%s' "${wsr[$name]}" | med 1); p=$(printf '%s' "${wsr[$name]}" | med 2); c=$(printf '%s' "${wsr[$name]}" | med 3)
+  printf '| %s | %.0f | %.2fx | %.2fx | %s | %s |\n' "$name" "$m" "$(awk -v a="$m" -v b="$nw" 'BEGIN{print a/b}')" "$(awk -v a="$m" -v b="$dw" 'BEGIN{print a/b}')" "$p" "$([ -n "$pid" ] && echo "$c" || echo -)"
+done
+echo "(medians of 3 interleaved rounds; the client and the echo server share core 0, the proxy has core 1)"
+echo "goal: betaroute at least NGINX's messages/s"
 echo
 }
 

@@ -81,6 +81,16 @@ struct TlsBackend {
 }
 
 async fn tls_backend(leaf: Leaf, client_ca: Option<&Ca>, delay: Duration) -> TlsBackend {
+    tls_backend_alpn(leaf, client_ca, delay, false).await
+}
+
+/// `h2`: the backend offers HTTP/2 by ALPN too, as most https servers do.
+async fn tls_backend_alpn(
+    leaf: Leaf,
+    client_ca: Option<&Ca>,
+    delay: Duration,
+    h2: bool,
+) -> TlsBackend {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -101,7 +111,11 @@ async fn tls_backend(leaf: Leaf, client_ca: Option<&Ca>, delay: Duration) -> Tls
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(vec![leaf.der], leaf.key).unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -131,17 +145,29 @@ async fn tls_backend(leaf: Leaf, client_ca: Option<&Ca>, delay: Duration) -> Tls
                             tokio::time::sleep(delay).await;
                         }
                         let body = serde_json::json!({
+                            "version": format!("{:?}", req.version()),
+                            "te": req.headers().get("te").and_then(|h| h.to_str().ok()),
                             "sni": sni,
                             "client_certs": client,
-                            "host": req.headers().get("host").and_then(|h| h.to_str().ok()),
+                            // HTTP/2's :authority, or HTTP/1.1's Host.
+                            "host": req.uri().authority().map(|a| a.as_str().to_owned())
+                                .or_else(|| req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_owned)),
                             "path": req.uri().path(),
                         });
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
                     .serve_connection(TokioIo::new(tls), svc)
                     .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                }
             });
         }
     });
@@ -313,6 +339,52 @@ http:
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(!r.stderr().contains("\"healthy\":false"), "{}", r.stderr());
     assert_eq!(get(r.web, "patient", "/", &[]).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_servers_that_offer_h2_get_http2_unless_the_transport_disables_it() {
+    let dir = temp_dir();
+    let ca = Ca::new(&dir, "backend-ca");
+    let b = tls_backend_alpn(
+        ca.leaf(&dir, "h2", &["127.0.0.1"]),
+        None,
+        Duration::ZERO,
+        true,
+    )
+    .await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    h2: {{rule: "Host(`h2`)", service: h2}}
+    h1: {{rule: "Host(`h1`)", service: h1}}
+  services:
+    h2: {{loadBalancer: {{servers: [{{url: "https://{a}"}}], serversTransport: ca}}}}
+    h1: {{loadBalancer: {{servers: [{{url: "https://{a}"}}], serversTransport: ca-h1}}}}
+  serversTransports:
+    ca: {{rootCAs: ["{ca}"]}}
+    ca-h1: {{rootCAs: ["{ca}"], disableHTTP2: true}}
+"#,
+        a = b.addr,
+        ca = ca.file.display()
+    );
+    let r = Router::start(&dynamic);
+    for _ in 0..3 {
+        let (status, body) = get(r.web, "h2", "/", &[("te", "trailers")]).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"version\":\"HTTP/2.0\""), "{body}");
+        assert!(
+            body.contains("\"host\":\"h2\""),
+            "Host as :authority: {body}"
+        );
+        assert!(
+            body.contains("\"te\":\"trailers\""),
+            "TE: trailers passed on: {body}"
+        );
+        let (status, body) = get(r.web, "h1", "/", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"version\":\"HTTP/1.1\""), "{body}");
+    }
 }
 
 #[test]

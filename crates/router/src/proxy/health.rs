@@ -74,7 +74,7 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
         http.enforce_http(false);
         http.set_connect_timeout(Some(spec.timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*t.config).clone())
+            .with_tls_config((*t.config_h1).clone())
             .https_only()
             .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(t.name.clone()))
             .enable_http1()

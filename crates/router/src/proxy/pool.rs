@@ -133,6 +133,12 @@ impl Pool {
         // An upgrade (WebSocket) takes a connection of its own: it becomes the tunnel, so it
         // is never one from the pool nor given back to it.
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        // An https server that chose HTTP/2 by ALPN: its one multiplexed connection.
+        if !upgrade && ep.tls.as_ref().is_some_and(|t| t.h2) {
+            if let Some(s) = self.cached_h2(&ep.key) {
+                return self.send_on_h2(ep, s, true, req).await;
+            }
+        }
         // Idle connections can turn out closed; a new connection that fails at once is an error.
         loop {
             let checked_out = if upgrade {
@@ -142,7 +148,13 @@ impl Pool {
             };
             let (mut sender, reused) = match checked_out {
                 Some(s) => (s, true),
-                None => (self.connect(ep).await?, false),
+                None => match self.connect(ep, upgrade).await? {
+                    Connected::H1(s) => (s, false),
+                    Connected::H2(s) => {
+                        self.keep_h2(&ep.key, &s);
+                        return self.send_on_h2(ep, s, false, req).await;
+                    }
+                },
             };
             if !sender.is_ready() && sender.ready().await.is_err() {
                 if reused {
@@ -192,36 +204,55 @@ impl Pool {
     pub async fn send_h2(
         self: &Arc<Self>,
         ep: &Endpoint,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let (sender, reused) = match self.cached_h2(&ep.key) {
+            Some(s) => (s, true),
+            None => {
+                let stream = self.dial(ep).await?;
+                let s = handshake2(stream).await?;
+                self.keep_h2(&ep.key, &s);
+                (s, false)
+            }
+        };
+        self.send_on_h2(ep, sender, reused, req).await
+    }
+
+    fn keep_h2(&self, key: &Arc<str>, s: &http2::SendRequest<UpstreamBody>) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.insert(key.clone(), s.clone());
+    }
+
+    /// The worker's HTTP/2 connection to this endpoint, if it is open.
+    fn cached_h2(&self, key: &str) -> Option<http2::SendRequest<UpstreamBody>> {
+        let h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.get(key).filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// Sends `req` as a stream of an HTTP/2 connection: the Host header becomes `:authority`,
+    /// the scheme is the connection's.
+    async fn send_on_h2(
+        &self,
+        ep: &Endpoint,
+        mut sender: http2::SendRequest<UpstreamBody>,
+        reused: bool,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let authority = &ep.key;
         let host = req
             .headers_mut()
             .remove(http::header::HOST)
             .and_then(|h| h.to_str().ok().map(str::to_owned))
-            .unwrap_or_else(|| authority.to_string());
+            .unwrap_or_else(|| ep.address.to_string());
         let pq = req
             .uri()
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        *req.uri_mut() = format!("http://{host}{pq}")
+        let scheme = if ep.tls.is_some() { "https" } else { "http" };
+        *req.uri_mut() = format!("{scheme}://{host}{pq}")
             .parse()
             .map_err(|_| SendError::Upstream)?;
         *req.version_mut() = http::Version::HTTP_2;
-        let cached = {
-            let h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
-            h2.get(authority).filter(|s| !s.is_closed()).cloned()
-        };
-        let (mut sender, reused) = match cached {
-            Some(s) => (s, true),
-            None => {
-                let s = self.connect_h2(ep).await?;
-                let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
-                h2.insert(authority.clone(), s.clone());
-                (s, false)
-            }
-        };
         if sender.ready().await.is_err() {
             return Err(if reused {
                 SendError::Stale
@@ -247,22 +278,6 @@ impl Pool {
                 (false, _) => SendError::Upstream,
             }),
         }
-    }
-
-    async fn connect_h2(
-        &self,
-        ep: &Endpoint,
-    ) -> Result<http2::SendRequest<UpstreamBody>, SendError> {
-        let stream = self.dial(ep).await?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| SendError::Connect)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
     }
 
     /// How long the endpoint's connections may stay idle.
@@ -309,21 +324,30 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, ep: &Endpoint) -> Result<SendRequest<UpstreamBody>, SendError> {
+    /// A new connection to the endpoint: TLS for https (HTTP/2 when the server chose it by
+    /// ALPN, unless `h1_only`, as an upgrade needs), else HTTP/1.1 over TCP.
+    async fn connect(&self, ep: &Endpoint, h1_only: bool) -> Result<Connected, SendError> {
         let stream = self.dial(ep).await?;
-        match &ep.tls {
-            None => handshake1(stream).await,
-            Some(t) => {
-                // The TLS handshake counts as connecting: a server whose certificate does
-                // not verify was never reached, and nothing was sent.
-                let timeout = ep.dial_timeout.unwrap_or(self.connect_timeout);
-                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
-                let tls = tokio::time::timeout(timeout, connector.connect(t.name.clone(), stream))
-                    .await
-                    .map_err(|_| SendError::Connect)?
-                    .map_err(|_| SendError::Connect)?;
-                handshake1(tls).await
-            }
+        let Some(t) = &ep.tls else {
+            return handshake1(stream).await.map(Connected::H1);
+        };
+        let config = if h1_only || !t.h2 {
+            t.config_h1.clone()
+        } else {
+            t.config.clone()
+        };
+        // The TLS handshake counts as connecting: a server whose certificate does not verify
+        // was never reached, and nothing was sent.
+        let timeout = ep.dial_timeout.unwrap_or(self.connect_timeout);
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = tokio::time::timeout(timeout, connector.connect(t.name.clone(), stream))
+            .await
+            .map_err(|_| SendError::Connect)?
+            .map_err(|_| SendError::Connect)?;
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            handshake2(tls).await.map(Connected::H2)
+        } else {
+            handshake1(tls).await.map(Connected::H1)
         }
     }
 
@@ -380,6 +404,29 @@ struct Return {
     ttl: Duration,
     max_idle: usize,
     sender: SendRequest<UpstreamBody>,
+}
+
+/// A new connection, as the server speaks on it.
+enum Connected {
+    H1(SendRequest<UpstreamBody>),
+    H2(http2::SendRequest<UpstreamBody>),
+}
+
+/// An HTTP/2 client connection over `io` (h2c, or TLS with ALPN `h2`), driven on this worker
+/// thread.
+async fn handshake2<I>(io: I) -> Result<http2::SendRequest<UpstreamBody>, SendError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// An HTTP/1.1 client connection over `io` (TCP or TLS), driven on this worker thread; it ends

@@ -1,7 +1,7 @@
 //! Servers transports, ready to connect with: the TLS client configuration for `https://`
 //! servers (the transport's CAs or the system's roots, `insecureSkipVerify`, its client
-//! certificate; ALPN `http/1.1`, as betaroute speaks HTTP/1.1 to https servers) and the limits
-//! each server's connections keep.
+//! certificate; ALPN `h2` then `http/1.1`, as Go's transport offers them, unless `disableHTTP2`)
+//! and the limits each server's connections keep.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,7 +29,12 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone)]
 pub struct TlsDial {
+    /// Offers `h2` (unless the transport disables HTTP/2) and `http/1.1`.
     pub config: Arc<ClientConfig>,
+    /// Offers `http/1.1` only: for upgrades (WebSocket) and health checks.
+    pub config_h1: Arc<ClientConfig>,
+    /// Whether `config` offers `h2`.
+    pub h2: bool,
     /// What the server's certificate must name (and the SNI sent).
     pub name: ServerName<'static>,
 }
@@ -42,8 +47,19 @@ impl Endpoint {
             let name = t
                 .and_then(|t| t.server_name.clone())
                 .unwrap_or_else(|| host.to_owned());
+            let h1 = client_config(t);
+            let h2 = !t.is_some_and(|t| t.disable_http2);
+            let config = if h2 {
+                let mut c = (*h1).clone();
+                c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                Arc::new(c)
+            } else {
+                h1.clone()
+            };
             TlsDial {
-                config: client_config(t),
+                config,
+                config_h1: h1,
+                h2,
                 name: ServerName::try_from(name)
                     .unwrap_or_else(|_| ServerName::try_from("invalid.name").expect("a name")),
             }

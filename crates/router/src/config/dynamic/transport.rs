@@ -35,6 +35,8 @@ pub struct TransportSpec {
     pub dial_timeout: Option<Duration>,
     pub response_header_timeout: Option<Duration>,
     pub idle_conn_timeout: Option<Duration>,
+    /// HTTP/1.1 only to https servers (else HTTP/2 when the server offers it by ALPN).
+    pub disable_http2: bool,
 }
 
 impl TransportSpec {
@@ -50,6 +52,7 @@ impl TransportSpec {
             dial_timeout: s.dial_timeout,
             response_header_timeout: s.response_header_timeout,
             idle_conn_timeout: s.idle_conn_timeout,
+            disable_http2: s.disable_http2,
         }
     }
 }
@@ -68,6 +71,7 @@ impl PartialEq for TransportSpec {
             && self.dial_timeout == o.dial_timeout
             && self.response_header_timeout == o.response_header_timeout
             && self.idle_conn_timeout == o.idle_conn_timeout
+            && self.disable_http2 == o.disable_http2
     }
 }
 
@@ -209,8 +213,7 @@ pub fn read(cx: &mut Cx, mut o: Obj, dynamic: bool) -> (Option<TransportSpec>, O
                 c.finish(cx, &["certFile", "keyFile"]);
             }
         }
-        // HTTP/1.1 is what betaroute speaks to https:// servers: disableHTTP2 is what it does.
-        o.boolean(cx, "disableHTTP2");
+        out.disable_http2 = o.boolean(cx, "disableHTTP2").unwrap_or(false);
         if let Some(e) = o.refuse(
             cx,
             "peerCertURI",

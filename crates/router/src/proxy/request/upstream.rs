@@ -221,7 +221,8 @@ pub async fn send(
             _ => server.host_header.clone(),
         };
         req.headers_mut().insert(header::HOST, host);
-        if server.h2c && te_trailers {
+        // https servers may speak HTTP/2 (ALPN): gRPC over TLS needs it there too.
+        if (server.h2c || server.endpoint.tls.is_some()) && te_trailers {
             // What gRPC servers look for to know trailers reach the client (RFC 9113 8.2.2).
             req.headers_mut()
                 .insert(header::TE, HeaderValue::from_static("trailers"));
