@@ -69,3 +69,14 @@ if [ "$(python3 -c 'import grpc; print(grpc.__version__)' 2>/dev/null)" != "$GRP
   python3 -m pip install --user --quiet "grpcio==$GRPCIO_VERSION" 2>&1 | grep -v "running pip as the 'root' user" >&2 || true
   python3 -c 'import grpc' || { echo "grpcio did not install" >&2; exit 1; }
 fi
+
+# PyPI's sonora: the real gRPC-Web client of crates/router/tests/grpc_web.rs (pure Python). Its
+# synchronous client needs only grpcio and urllib3 (the image has urllib3 2.x; the client works
+# with it), so --no-deps keeps its aiohttp (asyncio client, unused) and its urllib3<2 pin out.
+SONORA_VERSION=0.2.3
+if [ "$(python3 -c 'from importlib.metadata import version; print(version("sonora"))' 2>/dev/null)" != "$SONORA_VERSION" ]; then
+  say "pip install sonora $SONORA_VERSION (pure Python, seconds)"
+  python3 -c 'import urllib3' 2>/dev/null || python3 -m pip install --user --quiet "urllib3==2.7.0" 2>&1 | grep -vi "running pip as the 'root' user" >&2 || true
+  python3 -m pip install --user --quiet --no-deps "sonora==$SONORA_VERSION" 2>&1 | grep -vi "running pip as the 'root' user" >&2 || true
+  python3 -c 'import sonora.client' || { echo "sonora did not install" >&2; exit 1; }
+fi

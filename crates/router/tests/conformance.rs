@@ -141,13 +141,13 @@ fn errors_point_at_the_key_that_is_wrong() {
 fn unsupported_features_are_refused_by_name_at_their_line() {
     let (code, out, err) = check_dynamic(
         "features.yaml",
-        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls:\n        certResolver: le\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`a`) && PathPrefix(`/admin`)\n      service: s\n      middlewares:\n        - auth\n    secure:\n      rule: Host(`b`)\n      service: s\n      tls:\n        certResolver: le\n  middlewares:\n    auth:\n      forwardAuth:\n        address: http://127.0.0.1:1\n        forwardBody: true\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\ntcp:\n  routers: {}\n",
     );
     assert_eq!(code, 2, "{out}");
     for want in [
-        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (grpcWeb), not supported yet",
+        "features.yaml:7:11: refused: router admin@file uses middleware auth@file (forwardAuth), forwardBody is not supported yet",
         "features.yaml:12:9: refused: router secure: tls: certResolver (ACME) cannot work offline",
-        "features.yaml:22:1: refused: dynamic configuration: tcp is not supported yet",
+        "features.yaml:23:1: refused: dynamic configuration: tcp is not supported yet",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
@@ -174,7 +174,7 @@ fn informational_keys_are_warnings_and_exit_zero() {
 async fn a_refused_router_answers_503_instead_of_falling_through() {
     let main = Backend::start("main").await;
     let dynamic = format!(
-        "http:\n  routers:\n    admin:\n      rule: Host(`api.example.com`) && PathPrefix(`/admin`)\n      service: main\n      middlewares: [auth]\n    public:\n      rule: Host(`api.example.com`)\n      service: main\n  middlewares:\n    auth:\n      grpcWeb:\n        allowOrigins: [\"*\"]\n  services:\n    main:\n      loadBalancer:\n        servers:\n          - url: {}\n",
+        "http:\n  routers:\n    admin:\n      rule: Host(`api.example.com`) && PathPrefix(`/admin`)\n      service: main\n      middlewares: [auth]\n    public:\n      rule: Host(`api.example.com`)\n      service: main\n  middlewares:\n    auth:\n      forwardAuth:\n        address: http://127.0.0.1:1\n        forwardBody: true\n  services:\n    main:\n      loadBalancer:\n        servers:\n          - url: {}\n",
         main.url()
     );
     let r = Router::start(&dynamic);
@@ -185,7 +185,7 @@ async fn a_refused_router_answers_503_instead_of_falling_through() {
     assert_eq!((status, server_of(&body).as_str()), (200, "main"));
     assert!(
         r.stderr()
-            .contains("router admin@file uses middleware auth@file (grpcWeb), not supported yet"),
+            .contains("router admin@file uses middleware auth@file (forwardAuth), forwardBody is not supported yet"),
         "{}",
         r.stderr()
     );

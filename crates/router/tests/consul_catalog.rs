@@ -282,7 +282,8 @@ fn middlewares_from_consul_tags() {
         "traefik.http.middlewares.auth.basicauth.users": "u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/",
         "traefik.http.routers.other.rule": "Host(`other.example.com`)",
         "traefik.http.routers.other.middlewares": "fwd",
-        "traefik.http.middlewares.fwd.grpcweb.alloworigins": "*",
+        "traefik.http.middlewares.fwd.forwardauth.address": "http://127.0.0.1:1",
+        "traefik.http.middlewares.fwd.forwardauth.forwardbody": "true",
     });
     let catalog = Catalog {
         beta_enabled: None,
@@ -311,10 +312,9 @@ fn middlewares_from_consul_tags() {
     );
     let other = router("other@consulcatalog");
     assert!(
-        other
-            .refused
-            .as_deref()
-            .is_some_and(|w| w.contains("fwd@consulcatalog (grpcWeb), not supported yet")),
+        other.refused.as_deref().is_some_and(
+            |w| w.contains("fwd@consulcatalog (forwardAuth), forwardBody is not supported yet")
+        ),
         "{:?}",
         other.refused
     );

@@ -1,4 +1,5 @@
-"""A real gRPC server and client (grpcio) for crates/router/tests/grpc.rs.
+"""A real gRPC server and client (grpcio) for crates/router/tests/grpc.rs (its server for
+grpc_web.rs too).
 
 No protobuf: the methods of service `test.Echo` take and give raw bytes (grpcio's handlers
 without serializers), so the test needs no generated code.
@@ -29,8 +30,11 @@ def serve(name):
         return b"%s:%s:beta=%s" % (name.encode(), req, beta.encode())
 
     def server_stream(req, ctx):
-        for i in range(int(req)):
+        # "N" streams N messages; "N!" then fails (status in the trailers, after messages).
+        for i in range(int(req.rstrip(b"!"))):
             yield b"%s:%d" % (name.encode(), i)
+        if req.endswith(b"!"):
+            ctx.abort(grpc.StatusCode.ABORTED, "stopped after %s" % req.rstrip(b"!").decode())
 
     def client_stream(it, ctx):
         n, total = 0, 0

@@ -164,7 +164,7 @@ http:
     a: {{rule: "Host(`a`)", service: app, middlewares: [auth]}}
     b: {{rule: "Host(`b`)", service: app, middlewares: [loop]}}
   middlewares:
-    auth: {{grpcWeb: {{allowOrigins: ["*"]}}}}
+    auth: {{forwardAuth: {{address: "http://127.0.0.1:1", forwardBody: true}}}}
     loop: {{chain: {{middlewares: [loop2]}}}}
     loop2: {{chain: {{middlewares: [loop]}}}}
   services:
@@ -182,7 +182,7 @@ http:
     }
     let err = r.stderr();
     assert!(
-        err.contains("router a@file uses middleware auth@file (grpcWeb), not supported yet"),
+        err.contains("router a@file uses middleware auth@file (forwardAuth), forwardBody is not supported yet"),
         "{err}"
     );
     assert!(err.contains("router b@file uses middleware chain loop@file, which contains itself (loop@file -> loop2@file -> loop@file)"), "{err}");

@@ -22,6 +22,7 @@ mod encoded_chars;
 pub mod errors;
 mod forward_auth;
 pub mod gourl;
+pub mod grpc_web;
 mod headers;
 mod htpasswd;
 mod in_flight;
@@ -90,6 +91,7 @@ pub enum Middleware {
     ContentType(bool),
     EncodedCharacters(EncodedCharacters),
     PassTlsClientCert(Box<PassTlsClientCert>),
+    GrpcWeb(std::sync::Arc<grpc_web::GrpcWeb>),
 }
 
 impl Middleware {
@@ -117,6 +119,7 @@ impl Middleware {
             Middleware::ContentType(_) => "contentType",
             Middleware::EncodedCharacters(_) => "encodedCharacters",
             Middleware::PassTlsClientCert(_) => "passTLSClientCert",
+            Middleware::GrpcWeb(_) => "grpcWeb",
         }
     }
 
@@ -171,6 +174,7 @@ impl Middleware {
             }
             Middleware::EncodedCharacters(m) => m.apply(req),
             Middleware::PassTlsClientCert(m) => m.apply(req),
+            Middleware::GrpcWeb(m) => m.apply(req),
             Middleware::ContentType(detect) => {
                 if *detect {
                     req.after.push(After::Sniff);
@@ -213,6 +217,8 @@ pub enum After {
         std::sync::Arc<circuit_breaker::CircuitBreaker>,
         std::time::Instant,
     ),
+    /// `grpcWeb` converted the request: the response goes back as gRPC-Web.
+    GrpcWeb(Box<grpc_web::Converted>),
 }
 
 impl After {
@@ -231,6 +237,7 @@ impl After {
             | After::Breaker(..)
             | After::Errors(..)
             | After::Buffer(_)
+            | After::GrpcWeb(_)
             | After::Sniff => {}
         }
     }
@@ -311,6 +318,9 @@ pub struct Req<'a> {
     pub buffering: Option<std::sync::Arc<buffering::Buffering>>,
     /// The TLS connection the request came on (`tls` is true), for `passTLSClientCert`.
     pub tls_conn: Option<std::sync::Arc<crate::proxy::shared::TlsConn>>,
+    /// `grpcWeb` converted the request: the send phase decodes a `-text` body and asks an
+    /// HTTP/2 server for trailers.
+    pub grpc_web: Option<grpc_web::Format>,
 }
 
 impl<'a> Req<'a> {
@@ -331,6 +341,7 @@ impl<'a> Req<'a> {
             retry: None,
             buffering: None,
             tls_conn: None,
+            grpc_web: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Response bodies: the backend's, streamed; one of the router's own; or either of those through
-//! `compress`'s encoder. An enum rather than a boxed body, so a route without `compress` pays
-//! no allocation for it.
+//! `compress`'s encoder or `grpcWeb`'s framing. An enum rather than a boxed body, so a route
+//! without those pays no allocation for them.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,6 +18,8 @@ pub enum Body {
     Encoded(Box<Encoded>),
     /// Bytes read ahead (to decide on the head), then the rest.
     Prefixed(Option<Bytes>, Box<Body>),
+    /// `grpcWeb`: the body re-framed for a gRPC-Web client.
+    GrpcWeb(Box<super::grpc_web::WebResponse>),
 }
 
 impl Body {
@@ -33,6 +35,7 @@ impl Body {
             Body::Own(_) => {}
             Body::Encoded(e) => e.inner.hold(thing),
             Body::Prefixed(_, b) => b.hold(thing),
+            Body::GrpcWeb(w) => w.inner_mut().hold(thing),
         }
     }
 }
@@ -53,6 +56,7 @@ impl HttpBody for Body {
                 Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
                 None => Pin::new(&mut **rest).poll_frame(cx),
             },
+            Body::GrpcWeb(w) => w.poll_frame(cx),
         }
     }
 
@@ -62,6 +66,7 @@ impl HttpBody for Body {
             Body::Own(b) => b.is_end_stream(),
             Body::Encoded(e) => e.done,
             Body::Prefixed(first, rest) => first.is_none() && rest.is_end_stream(),
+            Body::GrpcWeb(w) => w.is_end_stream(),
         }
     }
 
@@ -70,6 +75,7 @@ impl HttpBody for Body {
             Body::Backend(b) => b.size_hint(),
             Body::Own(b) => b.size_hint(),
             Body::Encoded(_) => SizeHint::default(),
+            Body::GrpcWeb(w) => w.size_hint(),
             Body::Prefixed(first, rest) => {
                 let extra = first.as_ref().map_or(0, |f| f.len() as u64);
                 let h = rest.size_hint();

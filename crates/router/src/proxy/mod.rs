@@ -16,6 +16,7 @@ mod balancer;
 mod body;
 mod cohorts;
 pub mod error;
+mod grpc_web;
 mod health;
 mod judge;
 mod metrics;

@@ -28,29 +28,32 @@ use http_body_util::Full;
 use super::transport::Endpoint;
 
 /// Request bodies to backends: the client's, streamed; one kept whole (none at all, or one a
-/// `retry` may send again), which a refused connection can send to another server; or the
-/// client's with its first bytes read already (a body over `retry`'s limit).
+/// `retry` may send again), which a refused connection can send to another server; one with its
+/// first bytes read already (a body over `retry`'s limit); or a `grpcWeb` `-text` client's,
+/// base64-decoded as it streams.
 pub enum UpstreamBody {
     Stream(Incoming),
     Kept(Full<Bytes>),
-    Peeked(Option<Bytes>, Incoming),
+    Peeked(Option<Bytes>, Box<UpstreamBody>),
+    Text(Box<super::grpc_web::TextRequest>),
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = super::grpc_web::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            UpstreamBody::Stream(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             UpstreamBody::Kept(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             UpstreamBody::Peeked(first, rest) => match first.take() {
                 Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
-                None => Pin::new(rest).poll_frame(cx),
+                None => Pin::new(&mut **rest).poll_frame(cx),
             },
+            UpstreamBody::Text(t) => t.poll_frame(cx),
         }
     }
 
@@ -59,6 +62,7 @@ impl Body for UpstreamBody {
             UpstreamBody::Stream(b) => b.is_end_stream(),
             UpstreamBody::Kept(b) => b.is_end_stream(),
             UpstreamBody::Peeked(first, rest) => first.is_none() && rest.is_end_stream(),
+            UpstreamBody::Text(t) => t.is_end_stream(),
         }
     }
 
@@ -76,6 +80,8 @@ impl Body for UpstreamBody {
                 }
                 out
             }
+            // Decoded as it comes: no length is known (none is sent; HTTP/2 needs none).
+            UpstreamBody::Text(_) => SizeHint::default(),
         }
     }
 }

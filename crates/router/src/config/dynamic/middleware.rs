@@ -67,6 +67,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "encodedCharacters",
     "errors",
     "forwardAuth",
+    "grpcWeb",
     "headers",
     "inFlightReq",
     "ipAllowList",
@@ -814,6 +815,14 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
             let h = super::headers::read(cx, &mut o, &what);
             o.finish(cx, super::headers::KEYS);
             Middleware::Headers(Box::new(h?))
+        }
+        "grpcWeb" => {
+            // Traefik compares each origin as written (no trimming, case kept); `*` allows all.
+            let origins = o.strings(cx, "allowOrigins").unwrap_or_default();
+            o.finish(cx, &["allowOrigins"]);
+            Middleware::GrpcWeb(Arc::new(crate::middleware::grpc_web::GrpcWeb::new(
+                origins.into_iter().map(|(origin, _)| origin).collect(),
+            )))
         }
         "chain" => {
             let refs = o.strings(cx, "middlewares").unwrap_or_default();

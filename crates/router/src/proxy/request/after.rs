@@ -1,7 +1,7 @@
 //! The respond phase's middleware part: the response sides of a router's chain, innermost
 //! first, over the backend's response or a middleware's own answer. Head-only sides (headers,
 //! cookies) are pure (`crate::middleware::After::on_head`); the ones that need the body
-//! (`compress`) are here.
+//! (`compress`, `grpcWeb`) are here.
 
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ pub async fn run(
             After::Compress(c, e) => resp = compress(c, *e, resp).await,
             After::Buffer(b) => resp = buffer(b, resp).await,
             After::Sniff => resp = sniff(resp).await,
+            After::GrpcWeb(c) => resp = grpc_web(c, resp),
             // The status the breaker saw, and the time to the end of the body, as oxy
             // measures (it records once the handler has written everything): recorded when
             // the body is done, at once for the router's own.
@@ -132,6 +133,14 @@ async fn hold_back(body: &mut Body, min: usize) -> Held {
         }
     }
     Held::Enough(buf.freeze())
+}
+
+/// `grpcWeb`: the response as a gRPC-Web client reads it, head and body.
+fn grpc_web(c: &crate::middleware::grpc_web::Converted, resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let head = c.respond(&mut parts.headers);
+    let body = super::super::grpc_web::WebResponse::new(body, c.format, head);
+    Response::from_parts(parts, Body::GrpcWeb(Box::new(body)))
 }
 
 /// `errors`: the page of the middleware's service for this status, sent with the status the

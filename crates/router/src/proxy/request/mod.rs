@@ -35,7 +35,7 @@ use hyper::upgrade::OnUpgrade;
 use super::access_log::Entry;
 use super::balancer::Server;
 use super::metrics::Cohort;
-use super::pool::{Pool, PooledBody};
+use super::pool::{Pool, PooledBody, UpstreamBody};
 use super::shared::{EntryPointCtx, InFlight, PeerIp, Shared};
 use super::state::{State, Target};
 
@@ -209,7 +209,15 @@ async fn forward(
     }
     let cx = acx.send;
     let mut head = upstream::Head::of(parts);
-    head.te_trailers = te_trailers;
+    // A request `grpcWeb` converted is gRPC: an HTTP/2 server is told trailers will reach the
+    // client (a browser cannot send TE itself, and grpcio's server resets a stream without it).
+    head.te_trailers = te_trailers || done.grpc_web.is_some();
+    let body = match done.grpc_web {
+        Some(crate::middleware::grpc_web::Format::Text) => {
+            UpstreamBody::Text(Box::new(super::grpc_web::TextRequest::new(body)))
+        }
+        _ => UpstreamBody::Stream(body),
+    };
     let body = match &done.buffering {
         None => Ok(upstream::SendBody::of(body)),
         Some(b) => upstream::read_whole(&mut head, body, b).await,
@@ -317,6 +325,8 @@ struct Filtered {
     /// The Host a middleware set (`headers`' `customRequestHeaders: {Host: ...}`, Go's
     /// `req.Host`): what `passHostHeader` passes. X-Forwarded-Host keeps the client's.
     host: Option<(HeaderValue, Option<HeaderValue>)>,
+    /// `grpcWeb` converted the request.
+    grpc_web: Option<crate::middleware::grpc_web::Format>,
 }
 
 /// The router's own answer before any forwarding, if it has one: a refused router's 503, or
@@ -408,6 +418,7 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
             held: std::mem::take(&mut req.held),
             retry: req.retry.take(),
             buffering: req.buffering.take(),
+            grpc_web: req.grpc_web,
             host: (req.host != host)
                 .then(|| HeaderValue::from_str(&req.host).ok())
                 .flatten()

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 
 use super::super::balancer::{LoadBalancer, Server, Service};
 use super::super::error::ProxyError;
@@ -136,11 +136,11 @@ pub enum SendBody {
 
 impl SendBody {
     /// The client's body: kept when it is empty (so a refused connection can go elsewhere).
-    pub fn of(body: Incoming) -> SendBody {
+    pub fn of(body: UpstreamBody) -> SendBody {
         if body.is_end_stream() {
             SendBody::Again(Bytes::new())
         } else {
-            SendBody::Once(UpstreamBody::Stream(body))
+            SendBody::Once(body)
         }
     }
 }
@@ -280,7 +280,9 @@ pub async fn send_retrying(
     let started = std::time::Instant::now();
     let kept = match body {
         SendBody::Again(b) => Kept::Whole(b),
-        SendBody::Once(UpstreamBody::Stream(b)) => keep(b, retry.max_request_body_bytes).await,
+        SendBody::Once(b @ (UpstreamBody::Stream(_) | UpstreamBody::Text(_))) => {
+            keep(b, retry.max_request_body_bytes).await
+        }
         SendBody::Once(b) => Kept::TooLong(b),
     };
     let (body, status_retries) = match kept {
@@ -387,7 +389,7 @@ pub async fn send_buffered(
 /// `maxRequestBodyBytes` (by its Content-Length, before reading, or as read), 413.
 pub async fn read_whole(
     head: &mut Head,
-    body: Incoming,
+    body: UpstreamBody,
     b: &crate::middleware::buffering::Buffering,
 ) -> Result<SendBody, ProxyError> {
     let declared = head
@@ -423,7 +425,7 @@ enum Kept {
 }
 
 /// Reads the body whole if it is at most `max` bytes (negative: no limit).
-async fn keep(mut body: Incoming, max: i64) -> Kept {
+async fn keep(mut body: UpstreamBody, max: i64) -> Kept {
     use http_body_util::BodyExt;
     let mut buf = bytes::BytesMut::new();
     loop {
@@ -435,7 +437,7 @@ async fn keep(mut body: Incoming, max: i64) -> Kept {
                     buf.extend_from_slice(&d);
                 }
                 if max >= 0 && buf.len() as u64 > max as u64 {
-                    return Kept::TooLong(UpstreamBody::Peeked(Some(buf.freeze()), body));
+                    return Kept::TooLong(UpstreamBody::Peeked(Some(buf.freeze()), Box::new(body)));
                 }
             }
         }
