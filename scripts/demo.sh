@@ -164,6 +164,8 @@ Try it:
   # the judge: beta against main, a verdict every 10 s (send some traffic first: scripts/demo-users.sh)
   open http://127.0.0.1:$ADMIN_PORT/dashboard
   target/debug/betaroute compare --admin http://127.0.0.1:$ADMIN_PORT
+  # TLS and HTTP/2 (ALPN) straight to the router, on its plain port too: "server": "main"
+  curl -sk --http2 -w ' (HTTP/%{http_version})\n' https://localhost:$ROUTER_PORT/hello
   # which router would take a request, without sending it
   target/debug/betaroute route explain --config demo/betaroute.toml -H "X-RiksTV-Beta: true" http://localhost/hello
 

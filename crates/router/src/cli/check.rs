@@ -89,9 +89,10 @@ fn plan(routing: &betaroute_router::config::RoutingConfig) -> String {
                 .collect();
             format!(" through {}", named.join(", "))
         };
-        let what = match &r.refused {
-            None => "served".to_owned(),
-            Some(why) => format!("refused, answers 503: {why}"),
+        let what = match (&r.refused, &r.tls) {
+            (None, None) => "served".to_owned(),
+            (None, Some(t)) => format!("served on TLS connections (TLS options {})", t.options),
+            (Some(why), _) => format!("refused, answers 503: {why}"),
         };
         let _ = writeln!(
             out,
