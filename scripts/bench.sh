@@ -6,6 +6,8 @@
 #   3. origin router vs NGINX and HAProxy (Debian packages) doing the same job: header
 #      X-RiksTV-Beta: true to one pool, everything else to another, keep-alive to the backend on
 #      all three, the same NGINX backend, the same load; plus direct-to-backend for the floor;
+#      then HTTP/2 (h2c), TLS termination (handshakes, HTTP/2 and HTTP/1.1 over TLS) and
+#      WebSocket echo rows against NGINX;
 #   4. the edge worker in workerd against a pass-through JS worker and a JS worker doing the same
 #      job with `jose`, with no token and HS256/RS256/ES256/EdDSA tokens;
 #   5. (restart) failed requests while one of two keep-alive backends is stopped and started
