@@ -7,7 +7,6 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,59 +19,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-struct Ca {
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    file: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let issuer = rcgen::CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-        let file = dir.join(format!("{name}.pem"));
-        std::fs::write(&file, issuer.pem()).unwrap();
-        Ca { issuer, file }
-    }
-
-    /// A certificate for `names`, as DER (for the test's servers) and PEM files (for the
-    /// router's configuration).
-    fn leaf(&self, dir: &Path, file: &str, names: &[&str]) -> Leaf {
-        use rcgen::{CertificateParams, DnType, KeyPair, SanType};
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for n in names {
-            p.subject_alt_names.push(match n.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
-            });
-        }
-        p.distinguished_name.push(DnType::CommonName, file);
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            dir.join(format!("{file}.pem")),
-            dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            cert_file: c,
-            key_file: k,
-        }
-    }
-}
-
-struct Leaf {
-    der: rustls::pki_types::CertificateDer<'static>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-}
-
 /// A TLS backend: answers with the SNI it got and the common name of the client's
 /// certificate, if any; requires one verified by `client_ca` when given.
 struct TlsBackend {
@@ -80,14 +26,14 @@ struct TlsBackend {
     handshakes_failed: Arc<AtomicUsize>,
 }
 
-async fn tls_backend(leaf: Leaf, client_ca: Option<&Ca>, delay: Duration) -> TlsBackend {
+async fn tls_backend(leaf: Leaf, client_ca: Option<&TestCa>, delay: Duration) -> TlsBackend {
     tls_backend_alpn(leaf, client_ca, delay, false).await
 }
 
 /// `h2`: the backend offers HTTP/2 by ALPN too, as most https servers do.
 async fn tls_backend_alpn(
     leaf: Leaf,
-    client_ca: Option<&Ca>,
+    client_ca: Option<&TestCa>,
     delay: Duration,
     h2: bool,
 ) -> TlsBackend {
@@ -205,24 +151,29 @@ fn service(name: &str, url: &str, transport: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_servers_are_verified_as_their_transport_says() {
     let dir = temp_dir();
-    let ca = Ca::new(&dir, "backend-ca");
-    let client_ca = Ca::new(&dir, "client-ca");
+    let ca = TestCa::new(&dir, "backend-ca");
+    let client_ca = TestCa::new(&dir, "client-ca");
     // A backend whose certificate names 127.0.0.1; one that names only backend.internal; one
     // that wants a client certificate from client-ca.
-    let by_ip = tls_backend(ca.leaf(&dir, "by-ip", &["127.0.0.1"]), None, Duration::ZERO).await;
+    let by_ip = tls_backend(
+        ca.leaf("by-ip", "by-ip", &["127.0.0.1"]),
+        None,
+        Duration::ZERO,
+    )
+    .await;
     let by_name = tls_backend(
-        ca.leaf(&dir, "by-name", &["backend.internal"]),
+        ca.leaf("by-name", "by-name", &["backend.internal"]),
         None,
         Duration::ZERO,
     )
     .await;
     let mtls = tls_backend(
-        ca.leaf(&dir, "mtls-server", &["127.0.0.1"]),
+        ca.leaf("mtls-server", "mtls-server", &["127.0.0.1"]),
         Some(&client_ca),
         Duration::ZERO,
     )
     .await;
-    let client = client_ca.leaf(&dir, "router-client", &["router.internal"]);
+    let client = client_ca.leaf("router-client", "router-client", &["router.internal"]);
     let u = |b: &TlsBackend| format!("https://{}", b.addr);
     let services = [
         service("verified", &u(&by_ip), Some("ca")),
@@ -293,9 +244,9 @@ async fn https_servers_are_verified_as_their_transport_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_static_transport_is_the_default_and_a_named_one_has_its_own_timeout() {
     let dir = temp_dir();
-    let ca = Ca::new(&dir, "backend-ca");
+    let ca = TestCa::new(&dir, "backend-ca");
     let slow = tls_backend(
-        ca.leaf(&dir, "slow", &["127.0.0.1"]),
+        ca.leaf("slow", "slow", &["127.0.0.1"]),
         None,
         Duration::from_millis(400),
     )
@@ -344,9 +295,9 @@ http:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_servers_that_offer_h2_get_http2_unless_the_transport_disables_it() {
     let dir = temp_dir();
-    let ca = Ca::new(&dir, "backend-ca");
+    let ca = TestCa::new(&dir, "backend-ca");
     let b = tls_backend_alpn(
-        ca.leaf(&dir, "h2", &["127.0.0.1"]),
+        ca.leaf("h2", "h2", &["127.0.0.1"]),
         None,
         Duration::ZERO,
         true,

@@ -8,55 +8,26 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use common::*;
 
-/// A CA and the certificates it signs, as PEM files in `dir`.
-struct Pki {
-    dir: PathBuf,
-    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
+/// The CA of a test (`ca.pem`), and its certificates.
+struct Pki(TestCa);
 
 impl Pki {
     fn new(dir: &Path) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name
-            .push(DnType::CommonName, "betaroute tls test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        Pki {
-            dir: dir.to_owned(),
-            ca,
-        }
+        Pki(TestCa::new(dir, "ca"))
     }
 
-    /// `NAME.pem` and `NAME.key`: a certificate for `names` (DNS names or IPs), common name
-    /// `cn`, signed by the CA.
+    /// `FILE.pem` and `FILE.key`: a certificate for `names`, common name `cn`.
     fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        use rcgen::{CertificateParams, DnType, KeyPair, SanType};
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for n in names {
-            p.subject_alt_names.push(match n.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
-            });
-        }
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, &self.ca).unwrap();
-        let (c, k) = (
-            self.dir.join(format!("{file}.pem")),
-            self.dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
+        let l = self.0.leaf(file, cn, names);
+        (l.cert_file, l.key_file)
     }
 
     fn ca_file(&self) -> String {
-        self.dir.join("ca.pem").display().to_string()
+        self.0.file.display().to_string()
     }
 }
 
@@ -632,8 +603,6 @@ async fn served_der(addr: SocketAddr, sni: &str) -> Result<Vec<u8>, String> {
     let (_, session) = tls.get_ref();
     Ok(session.peer_certificates().unwrap()[0].to_vec())
 }
-
-use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_under_load_without_a_failed_handshake_and_a_broken_one_is_refused() {

@@ -374,6 +374,68 @@ http:
     )
 }
 
+/// A CA made by the test (rcgen), and the certificates it signs, as PEM files in `dir`.
+pub struct TestCa {
+    pub issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    /// Its certificate, `NAME.pem`.
+    pub file: PathBuf,
+    dir: PathBuf,
+}
+
+/// A certificate a [`TestCa`] signed: DER and key for the test's own servers, PEM files for
+/// the router's configuration.
+pub struct Leaf {
+    pub der: rustls::pki_types::CertificateDer<'static>,
+    pub key: rustls::pki_types::PrivateKeyDer<'static>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl TestCa {
+    pub fn new(dir: &std::path::Path, name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let issuer = rcgen::CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let file = dir.join(format!("{name}.pem"));
+        std::fs::write(&file, issuer.pem()).unwrap();
+        TestCa {
+            issuer,
+            file,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// `FILE.pem` and `FILE.key`: a certificate for `names` (DNS names or IP addresses),
+    /// common name `cn`.
+    pub fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> Leaf {
+        use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            p.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            cert_file: c,
+            key_file: k,
+        }
+    }
+}
+
 /// Test PKI: a CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
 pub fn pki(dir: &std::path::Path) {
     use rcgen::{

@@ -329,6 +329,38 @@ pub fn names_of(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// A list of CA files (or PEM contents), each with at least one certificate: `caFiles`,
+/// `rootCAs`. A mistake is reported at its item, and clears `ok`.
+pub(super) fn certificate_list(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+    ok: &mut bool,
+) -> Vec<CertificateDer<'static>> {
+    let items: Vec<&Node> = match &node.value {
+        Value::List(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        _ => vec![node],
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let what = format!("{what}[{i}]");
+        let Some(pem) = file_or_content(cx, item, &what) else {
+            *ok = false;
+            continue;
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect();
+        if certs.is_empty() {
+            cx.error(item.at, format!("{what}: no CERTIFICATE block in its PEM"));
+            *ok = false;
+        }
+        out.extend(certs);
+    }
+    out
+}
+
 /// A path when such a file exists, else the content itself (Traefik's `FileOrContent`).
 pub(super) fn file_or_content(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<u8>> {
     let s = read::string(cx, node, what)?;
@@ -499,26 +531,8 @@ fn tls_options(cx: &mut Cx, mut o: Obj) -> Option<TlsOptions> {
     );
     if let Some(mut ca) = o.obj(cx, "clientAuth") {
         if let Some(node) = ca.get(cx, "caFiles") {
-            let items: Vec<&Node> = match &node.value {
-                Value::List(items) => items.iter().collect(),
-                Value::Null => Vec::new(),
-                _ => vec![node],
-            };
-            for (i, item) in items.into_iter().enumerate() {
-                let what = format!("tls options {name}: clientAuth.caFiles[{i}]");
-                let Some(pem) = file_or_content(cx, item, &what) else {
-                    ok = false;
-                    continue;
-                };
-                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                    .filter_map(Result::ok)
-                    .collect();
-                if certs.is_empty() {
-                    cx.error(item.at, format!("{what}: no CERTIFICATE block in its PEM"));
-                    ok = false;
-                }
-                out.client_cas.extend(certs);
-            }
+            let what = format!("tls options {name}: clientAuth.caFiles");
+            out.client_cas = certificate_list(cx, node, &what, &mut ok);
         }
         let at = ca.at_key("clientAuthType");
         let kind = ca.string(cx, "clientAuthType");

@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use super::tls::{file_or_content, pair, Certificate};
+use super::tls::{certificate_list, pair, Certificate};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Node, Value};
 
@@ -150,26 +149,7 @@ pub fn read(cx: &mut Cx, mut o: Obj, dynamic: bool) -> (Option<TransportSpec>, O
         );
     }
     if let Some(node) = o.get(cx, "rootCAs") {
-        let items: Vec<&Node> = match &node.value {
-            Value::List(items) => items.iter().collect(),
-            Value::Null => Vec::new(),
-            _ => vec![node],
-        };
-        for (i, item) in items.into_iter().enumerate() {
-            let w = format!("{what}: rootCAs[{i}]");
-            let Some(pem) = file_or_content(cx, item, &w) else {
-                ok = false;
-                continue;
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                .filter_map(Result::ok)
-                .collect();
-            if certs.is_empty() {
-                cx.error(item.at, format!("{w}: no CERTIFICATE block in its PEM"));
-                ok = false;
-            }
-            out.root_cas.extend(certs);
-        }
+        out.root_cas = certificate_list(cx, node, &format!("{what}: rootCAs"), &mut ok);
     }
     if let Some(n) = o.number::<i64>(cx, "maxIdleConnsPerHost") {
         // Traefik's default is 200; 0 is Go's own default (2), and a negative value keeps none.
