@@ -240,3 +240,89 @@ async fn sigterm_sends_goaway_and_lets_streams_in_flight_finish() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_h2c_switches_and_answers_the_upgrading_request_on_stream_one() {
+    let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
+    let r = Router::start(&beta_main_config(&main.url(), &beta.url()));
+    let url = format!("http://{}/up?x=1", r.web);
+    // curl --http2 on an http:// URL asks with Upgrade: h2c (RFC 7540 3.2).
+    let curl = |beta: bool| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut a = vec![
+                "-s",
+                "--http2",
+                "-H",
+                "Host: api.example.com",
+                "-w",
+                "\n%{http_version} %{http_code}",
+            ];
+            if beta {
+                a.extend(["-H", "X-RiksTV-Beta: true"]);
+            }
+            a.push(&url);
+            run("curl", &a)
+        })
+    };
+    for beta in [false, true] {
+        let out = curl(beta).await.unwrap();
+        let (body, tail) = out.rsplit_once('\n').unwrap();
+        assert_eq!(tail, "2 200", "switched to HTTP/2: {out}");
+        let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(seen["server"], if beta { "beta" } else { "main" }, "{seen}");
+        assert_eq!(seen["uri"], "/up?x=1");
+        assert_eq!(seen["headers"]["host"], "api.example.com");
+        assert!(seen["headers"].get("http2-settings").is_none(), "{seen}");
+        assert!(seen["headers"].get("upgrade").is_none(), "{seen}");
+    }
+    // nghttp -u: the upgrade, then more streams on the same connection.
+    let out = tokio::task::spawn_blocking({
+        let (a, b) = (url.clone(), format!("http://{}/second", r.web));
+        move || {
+            run(
+                "nghttp",
+                &["-u", "-v", "-H", "host: api.example.com", &a, &b],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.contains("HTTP Upgrade response") || out.contains("101"),
+        "{out}"
+    );
+    assert!(out.contains("\"uri\":\"/up?x=1\""), "{out}");
+    // The second stream carries :authority 127.0.0.1:port (nghttp takes it from the URL), which
+    // no router serves: betaroute's 404, on the same, upgraded connection.
+    assert!(out.contains("404 page not found"), "{out}");
+    assert_eq!(out.matches("Connected").count(), 1, "one connection: {out}");
+    // A request with a body is answered in HTTP/1.1, as RFC 7540 lets a server do.
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            run(
+                "curl",
+                &[
+                    "-s",
+                    "-H",
+                    "Host: api.example.com",
+                    "-H",
+                    "Connection: Upgrade, HTTP2-Settings",
+                    "-H",
+                    "Upgrade: h2c",
+                    "-H",
+                    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+                    "-d",
+                    "hello",
+                    "-w",
+                    "\n%{http_version} %{http_code}",
+                    &url,
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.ends_with("1.1 200"), "{out}");
+}

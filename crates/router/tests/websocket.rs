@@ -225,7 +225,13 @@ async fn a_websocket_over_http2_reaches_an_http1_backend() {
     use http_body_util::Empty;
     use tokio_tungstenite::tungstenite::protocol::Role;
     let (main, beta) = (echo("main").await, echo("beta").await);
-    let r = Router::start(&config(&main, &beta));
+    // Rules see the RFC 6455 GET, not the CONNECT: beta's rule asks for GET.
+    let cfg = config(&main, &beta).replace(
+        "Header(`X-RiksTV-Beta`, `true`)",
+        "Header(`X-RiksTV-Beta`, `true`) && Method(`GET`)",
+    );
+    assert_ne!(cfg, config(&main, &beta));
+    let r = Router::start(&cfg);
     let mut sender = h2_connect(r.web).await;
     // A first exchange so the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) have arrived.
     let plain = hyper::Request::get("http://live.example.com/")
@@ -266,4 +272,30 @@ async fn a_websocket_over_http2_reaches_an_http1_backend() {
         Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::Normal),
         m => panic!("close: {m:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_entry_points_upgrade_idle_timeout_closes_quiet_websockets_only() {
+    let (main, beta) = (echo("main").await, echo("beta").await);
+    let st = STATIC.replace(
+        "[entryPoints.web]\naddress = \"127.0.0.1:0\"",
+        "[entryPoints.web]\naddress = \"127.0.0.1:0\"\n[entryPoints.web.upgrades]\nidleTimeout = \"1s\"",
+    );
+    assert_ne!(st, STATIC);
+    let r = Router::start_with(&st, &config(&main, &beta));
+    let (mut quiet, _) = connect(&r, false).await;
+    let (mut busy, _) = connect(&r, false).await;
+    // A message every 150 ms for 1.5 s: never idle for 1 s, so never cut, though it outlives
+    // the limit.
+    for i in 0..10 {
+        busy.send(Message::text(format!("{i}"))).await.unwrap();
+        let m = busy.next().await.unwrap().unwrap();
+        assert_eq!(m, Message::text(format!("{i}")));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // The quiet one was closed after 1 s without a byte either way.
+    let ended = tokio::time::timeout(Duration::from_secs(3), quiet.next())
+        .await
+        .expect("the quiet connection is closed, not still open");
+    assert!(!matches!(ended, Some(Ok(Message::Text(_)))), "{ended:?}");
 }

@@ -17,6 +17,7 @@ mod body;
 mod cohorts;
 pub mod error;
 mod grpc_web;
+mod h2c_upgrade;
 mod health;
 mod judge;
 mod metrics;

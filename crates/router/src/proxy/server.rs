@@ -59,6 +59,7 @@ pub fn bind_entry_points(st: &StaticConfig, threads: usize) -> Result<Bound, Pro
             cohort_header: cohort_header.clone(),
             label_header: label_header.clone(),
             served_by: served_by.clone(),
+            upgrade_idle_timeout: ep.upgrade_idle_timeout,
         });
         let serving = Serving {
             header_timeout: ep.header_timeout.unwrap_or(Duration::from_secs(30)),
@@ -372,61 +373,111 @@ async fn handshake(
 }
 
 /// HTTP over a connection (plain or TLS): HTTP/2 when the client opened with its preface or
-/// ALPN chose `h2`, else HTTP/1.1 (with upgrades).
+/// ALPN chose `h2`, else HTTP/1.1 (with upgrades, `Upgrade: h2c` on plain connections too).
 async fn serve_http<I>(
     io: TokioIo<I>,
     h2: bool,
     conn: Conn,
     peer: PeerIp,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let serving = conn.serving;
-    let peer_ip = Arc::new(peer);
+    let peer = Arc::new(peer);
+    if h2 {
+        serve_h2(io, conn, peer, stop).await
+    } else {
+        serve_h1(io, conn, peer, stop).await
+    }
+}
+
+async fn serve_h2<I>(io: TokioIo<I>, conn: Conn, peer: Arc<PeerIp>, mut stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let s = conn.serving.http2;
     let svc = service_fn(move |req| {
         request::handle(
             conn.shared.clone(),
             conn.pool.clone(),
             conn.entry_point.clone(),
-            peer_ip.clone(),
+            peer.clone(),
             req,
         )
     });
-    if h2 {
-        let s = serving.http2;
-        let mut b = http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_concurrent_streams(s.max_concurrent_streams)
-            .header_table_size(s.header_table_size)
-            .max_header_list_size(s.max_header_list_size)
-            // RFC 8441: WebSockets over HTTP/2.
-            .enable_connect_protocol();
-        if let Some(w) = s.initial_stream_window_size {
-            b.initial_stream_window_size(w);
-        }
-        if let Some(w) = s.initial_connection_window_size {
-            b.initial_connection_window_size(w);
-        }
-        let c = b.serve_connection(io, svc);
-        tokio::pin!(c);
-        tokio::select! {
-            _ = c.as_mut() => {}
-            // Graceful stop: GOAWAY, and the streams in flight finish.
-            _ = stop.changed() => {
-                c.as_mut().graceful_shutdown();
-                let _ = c.await;
-            }
-        }
-    } else {
-        let _ = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(serving.header_timeout)
-            .keep_alive(true)
-            .serve_connection(io, svc)
-            .with_upgrades()
-            .await;
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(s.max_concurrent_streams)
+        .header_table_size(s.header_table_size)
+        .max_header_list_size(s.max_header_list_size)
+        // RFC 8441: WebSockets over HTTP/2.
+        .enable_connect_protocol();
+    if let Some(w) = s.initial_stream_window_size {
+        b.initial_stream_window_size(w);
     }
+    if let Some(w) = s.initial_connection_window_size {
+        b.initial_connection_window_size(w);
+    }
+    let c = b.serve_connection(io, svc);
+    tokio::pin!(c);
+    tokio::select! {
+        _ = c.as_mut() => {}
+        // Graceful stop: GOAWAY, and the streams in flight finish.
+        _ = stop.changed() => {
+            c.as_mut().graceful_shutdown();
+            let _ = c.await;
+        }
+    }
+}
+
+async fn serve_h1<I>(io: TokioIo<I>, conn: Conn, peer: Arc<PeerIp>, stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = conn.serving.header_timeout;
+    // Only plain connections switch to h2c (a TLS one would have chosen h2 by ALPN).
+    let h2c_allowed = peer.tls.is_none();
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let (conn, peer, stop) = (conn.clone(), peer.clone(), stop.clone());
+        async move {
+            if h2c_allowed {
+                let (mut parts, body) = req.into_parts();
+                let frame = super::h2c_upgrade::wanted(&parts)
+                    .then(|| super::h2c_upgrade::stream_one(&parts))
+                    .flatten();
+                if let Some(frame) = frame {
+                    if let Some(on) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+                        tokio::spawn(async move {
+                            let Ok(upgraded) = on.await else { return };
+                            let io = TokioIo::new(upgraded);
+                            if let Some(io) =
+                                super::h2c_upgrade::prepare(io, frame, header_timeout).await
+                            {
+                                serve_h2(TokioIo::new(io), conn, peer, stop).await;
+                            }
+                        });
+                        return Ok(super::h2c_upgrade::switching(super::body::Body::own("")));
+                    }
+                }
+                req = hyper::Request::from_parts(parts, body);
+            }
+            request::handle(
+                conn.shared.clone(),
+                conn.pool.clone(),
+                conn.entry_point.clone(),
+                peer,
+                req,
+            )
+            .await
+        }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(io, svc)
+        .with_upgrades()
+        .await;
 }
 
 pub async fn shutdown_signal() {

@@ -59,6 +59,8 @@ pub struct EntryPointCtx {
     pub label_header: HeaderName,
     /// The response header naming the service that answered (`cohort.servedByHeader`).
     pub served_by: Option<HeaderName>,
+    /// An upgraded connection (WebSocket) quiet both ways this long is closed; none: never.
+    pub upgrade_idle_timeout: Option<Duration>,
 }
 
 /// A connection's peer address, as text and as a header value, and what its TLS handshake

@@ -51,6 +51,13 @@ pub fn entry_point(
         }),
     };
     let header_timeout = o.duration(cx, "headerTimeout");
+    // betaroute's: an upgraded connection (WebSocket) with no byte either way for this long is
+    // closed; none by default, as a quiet WebSocket is a healthy one.
+    let upgrade_idle_timeout = o.obj(cx, "upgrades").and_then(|mut u| {
+        let d = u.duration(cx, "idleTimeout").filter(|d| !d.is_zero());
+        u.finish(cx, &["idleTimeout"]);
+        d
+    });
     let forwarded = o
         .obj(cx, "forwardedHeaders")
         .map_or_else(Forwarded::default, |fh| forwarded_headers(cx, fh, name));
@@ -83,6 +90,7 @@ pub fn entry_point(
             "routingHeaders",
             "http",
             "http2",
+            "upgrades",
             "http3",
             "transport",
             "proxyProtocol",
@@ -96,6 +104,7 @@ pub fn entry_point(
         name: name.clone(),
         address: address?,
         header_timeout,
+        upgrade_idle_timeout,
         http2,
         forwarded,
         routing,

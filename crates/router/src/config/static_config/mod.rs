@@ -106,6 +106,8 @@ pub struct EntryPoint {
     pub name: String,
     pub address: String,
     pub header_timeout: Option<Duration>,
+    /// `upgrades.idleTimeout`: an upgraded connection idle both ways this long is closed.
+    pub upgrade_idle_timeout: Option<Duration>,
     pub http2: Http2,
     pub forwarded: Forwarded,
     pub routing: RoutingTrust,

@@ -66,6 +66,9 @@ pub async fn handle(
     let state = shared.state.load_full();
     let (mut parts, body) = req.into_parts();
     let mut ctx = admit(&shared, &state, &ep, &peer, &mut parts);
+    // An RFC 8441 WebSocket (HTTP/2 extended CONNECT) is the RFC 6455 GET from here on: rules
+    // and middlewares see the handshake an HTTP/1.1 client would have sent.
+    let h2_key = tunnel::from_h2(&mut parts);
     ctx.target = route::find(
         &state,
         &ep.name,
@@ -114,7 +117,18 @@ pub async fn handle(
     let resp = match filter(ctx, &peer, &target, &mut parts).await {
         Filter::Answer(answer, after) => after::run(&acx, &after, answer, true).await,
         Filter::Forward(done) => {
-            let mut resp = forward(&shared, &acx, ctx, &peer, &target, parts, body, done).await;
+            let mut resp = forward(
+                &shared,
+                &ep,
+                &acx,
+                ctx,
+                &peer,
+                &target,
+                (parts, h2_key),
+                body,
+                done,
+            )
+            .await;
             served_by(&ep, ctx.server.as_deref(), &mut resp);
             resp
         }
@@ -157,11 +171,12 @@ impl Drop for Unanswered {
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
+    ep: &EntryPointCtx,
     acx: &after::Cx<'_>,
     ctx: &mut Ctx,
     peer: &PeerIp,
     target: &Target,
-    mut parts: Parts,
+    (mut parts, h2_key): (Parts, Option<String>),
     body: Incoming,
     mut done: Filtered,
 ) -> Response<Body> {
@@ -174,7 +189,6 @@ async fn forward(
     });
     // An upgrade (WebSocket): the client's side of the tunnel, taken before the headers that
     // ask for it go with the other hop-by-hop ones; they are put back for the backend.
-    let h2_key = tunnel::from_h2(&mut parts);
     let upgrade = match h2_key {
         Some(_) => Some(HeaderValue::from_static("websocket")),
         None => forwarded::upgrade_of(&parts.headers).filter(|_| parts.version == Version::HTTP_11),
@@ -241,6 +255,7 @@ async fn forward(
                 &target.router,
                 ctx.cohort,
                 &shared.registry,
+                ep.upgrade_idle_timeout,
             )
         }
         result => respond(result),

@@ -5,8 +5,10 @@
 //! there. A WebSocket over HTTP/2 (RFC 8441: an extended CONNECT with `:protocol websocket`)
 //! reaches an HTTP/1.1 backend as the RFC 6455 handshake ([`from_h2`]), and the client gets
 //! the `200` RFC 8441 asks for once the backend has switched (Traefik answers 500 there:
-//! traefik/traefik#7465). No idle cut-off: a quiet WebSocket is a healthy one (Go's hijacked connections in
-//! Traefik have none either); the router's header timeout never applies past the 101.
+//! traefik/traefik#7465). No idle cut-off by default: a quiet WebSocket is a healthy one (Go's
+//! hijacked connections in Traefik have none either); an entry point's `upgrades.idleTimeout`
+//! closes one with no byte either way for that long. The router's header timeout never
+//! applies past the 101.
 
 use base64ct::Encoding;
 use http::header::{self, HeaderValue};
@@ -14,6 +16,12 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::super::metrics::{Cohort, Registry};
 use super::super::pool::PooledBody;
@@ -64,6 +72,7 @@ pub fn open(
     router: &str,
     cohort: Cohort,
     registry: &Registry,
+    idle: Option<Duration>,
 ) -> Response<Body> {
     let protocol = resp.headers().get(header::UPGRADE).cloned();
     let backend_side = resp.extensions_mut().remove::<OnUpgrade>();
@@ -86,10 +95,7 @@ pub fn open(
         let (Ok(client), Ok(backend)) = (client, backend) else {
             return;
         };
-        let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-        // Either side closing (or failing) ends both: copy_bidirectional shuts the other's
-        // write half when one reaches its end, and returns on the first error.
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+        splice(TokioIo::new(client), TokioIo::new(backend), idle).await;
     });
     forwarded::strip_hop_by_hop(resp.headers_mut(), false);
     if h2_key.is_some() {
@@ -101,6 +107,89 @@ pub fn open(
     }
     // A 101 has no body; the backend's (empty) one goes with its pooled wrapper.
     resp.map(|_| Body::own(""))
+}
+
+/// Copies both ways until either side closes (or fails), or, with an idle limit, until no
+/// byte has come from either side for that long; then both connections are dropped (closed).
+async fn splice<A, B>(a: A, b: B, idle: Option<Duration>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(limit) = idle else {
+        let (mut a, mut b) = (a, b);
+        // copy_bidirectional shuts the other's write half when one side reaches its end, and
+        // returns on the first error.
+        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        return;
+    };
+    let start = Instant::now();
+    let seen = Arc::new(AtomicU64::new(0));
+    let mut a = Watched {
+        io: a,
+        seen: seen.clone(),
+        start,
+    };
+    let mut b = Watched {
+        io: b,
+        seen: seen.clone(),
+        start,
+    };
+    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    tokio::pin!(copy);
+    loop {
+        let last = start + Duration::from_millis(seen.load(Ordering::Relaxed));
+        tokio::select! {
+            _ = &mut copy => return,
+            _ = tokio::time::sleep_until((last + limit).into()) => {
+                let last = start + Duration::from_millis(seen.load(Ordering::Relaxed));
+                if last.elapsed() >= limit {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connection that notes when it last gave bytes (milliseconds since `start`).
+struct Watched<T> {
+    io: T,
+    seen: Arc<AtomicU64>,
+    start: Instant,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let now = self.start.elapsed().as_millis() as u64;
+            self.seen.store(now, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
