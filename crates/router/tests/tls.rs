@@ -175,6 +175,18 @@ tls:
     assert_eq!(status, 200);
     let (status, _) = get(r.web, "b.example.com", "/", &[]).await;
     assert_eq!(status, 404, "b.example.com has only a TLS router");
+    // Each configured certificate's expiry, as Traefik's tls_certs_not_after.
+    let m = r.admin_get("/metrics").await;
+    assert!(
+        m.contains(
+            "betaroute_tls_certs_not_after{cn=\"a.example.com\",sans=\"a.example.com\",serial=\""
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("cn=\"my default\""),
+        "the default certificate too: {m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

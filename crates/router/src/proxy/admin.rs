@@ -67,6 +67,7 @@ pub fn metrics(shared: &Shared, state: &super::state::State) -> String {
         .registry
         .render(&state.servers(), shared.beta.enabled(beta_config));
     super::judge::render(&mut m, &state.comparisons);
+    super::metrics::render_certificates(&mut m, &state.config.tls);
     m
 }
 

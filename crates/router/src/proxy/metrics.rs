@@ -429,6 +429,30 @@ fn render_servers(out: &mut String, servers: &[(String, String, bool)]) {
     }
 }
 
+/// Traefik's `tls_certs_not_after`: each configured certificate's expiry, to alert on before
+/// it comes (the generated default certificate is not listed, as in Traefik).
+pub fn render_certificates(out: &mut String, tls: &crate::config::dynamic::TlsConfig) {
+    let certs: Vec<_> = tls
+        .certificates
+        .iter()
+        .chain(tls.default_certificate.as_ref())
+        .collect();
+    if certs.is_empty() {
+        return;
+    }
+    out.push_str("# HELP betaroute_tls_certs_not_after When a configured certificate expires (Unix seconds).\n# TYPE betaroute_tls_certs_not_after gauge\n");
+    for c in certs {
+        let _ = writeln!(
+            out,
+            "betaroute_tls_certs_not_after{{cn=\"{}\",sans=\"{}\",serial=\"{}\"}} {}",
+            esc(&c.common_name),
+            esc(&c.names.join(",")),
+            esc(&c.serial),
+            c.not_after
+        );
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")

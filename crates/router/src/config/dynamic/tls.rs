@@ -28,6 +28,11 @@ pub struct Certificate {
     pub names: Vec<String>,
     /// Where it is configured (`dynamic.yaml:12`), for logs and the API.
     pub origin: String,
+    /// Its leaf's common name, serial number (decimal) and expiry (Unix seconds), for the
+    /// `betaroute_tls_certs_not_after` gauge (Traefik's `tls_certs_not_after`).
+    pub common_name: String,
+    pub serial: String,
+    pub not_after: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -275,22 +280,43 @@ pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certifica
             return None;
         }
     };
-    let names = match names_of(&chain[0]) {
-        Ok(n) => n,
-        Err(e) => {
-            cx.error(
-                cert_at,
-                format!("{what}: certFile: cannot read the certificate: {e}"),
-            );
-            return None;
-        }
-    };
+    let (names, (common_name, serial, not_after)) =
+        match names_of(&chain[0]).and_then(|n| identity_of(&chain[0]).map(|i| (n, i))) {
+            Ok(n) => n,
+            Err(e) => {
+                cx.error(
+                    cert_at,
+                    format!("{what}: certFile: cannot read the certificate: {e}"),
+                );
+                return None;
+            }
+        };
     let (line, _) = cx.src.position(o.at);
     Some(Arc::new(Certificate {
         key: Arc::new(key),
         names,
         origin: format!("{}:{line}", cx.src.file),
+        common_name,
+        serial,
+        not_after,
     }))
+}
+
+/// A certificate's common name, decimal serial number and `notAfter` in Unix seconds.
+fn identity_of(der: &CertificateDer<'_>) -> Result<(String, String, i64), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Ok((
+        cn,
+        cert.serial.to_string(),
+        cert.validity().not_after.timestamp(),
+    ))
 }
 
 /// The names a certificate serves, as Traefik's `parseCertificate` collects them: the common
