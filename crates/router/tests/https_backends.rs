@@ -24,6 +24,8 @@ use hyper_util::rt::TokioIo;
 struct TlsBackend {
     addr: SocketAddr,
     handshakes_failed: Arc<AtomicUsize>,
+    /// Health check requests (`/health`) answered.
+    health_checks: Arc<AtomicUsize>,
 }
 
 async fn tls_backend(leaf: Leaf, client_ca: Option<&TestCa>, delay: Duration) -> TlsBackend {
@@ -67,12 +69,14 @@ async fn tls_backend_alpn(
     let addr = listener.local_addr().unwrap();
     let failed = Arc::new(AtomicUsize::new(0));
     let f = failed.clone();
+    let checks = Arc::new(AtomicUsize::new(0));
+    let checked = checks.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
-            let (acceptor, f) = (acceptor.clone(), f.clone());
+            let (acceptor, f, checked) = (acceptor.clone(), f.clone(), checked.clone());
             tokio::spawn(async move {
                 let tls = match acceptor.accept(tcp).await {
                     Ok(t) => t,
@@ -85,9 +89,11 @@ async fn tls_backend_alpn(
                 let sni = session.server_name().unwrap_or("").to_owned();
                 let client = session.peer_certificates().map(|c| c.len()).unwrap_or(0);
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let sni = sni.clone();
+                    let (sni, checked) = (sni.clone(), checked.clone());
                     async move {
-                        if req.uri().path() != "/health" {
+                        if req.uri().path() == "/health" {
+                            checked.fetch_add(1, Ordering::SeqCst);
+                        } else {
                             tokio::time::sleep(delay).await;
                         }
                         let body = serde_json::json!({
@@ -120,6 +126,7 @@ async fn tls_backend_alpn(
     TlsBackend {
         addr,
         handshakes_failed: failed,
+        health_checks: checks,
     }
 }
 
@@ -286,8 +293,13 @@ http:
     // The named transport's 100 ms does not.
     let (status, _) = get(r.web, "hasty", "/", &[]).await;
     assert_eq!(status, 504);
-    // The health check speaks TLS to the server too: it stays in.
+    // The health check speaks TLS to the server too (checked every 200 ms): it stays in.
     tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        slow.health_checks.load(Ordering::SeqCst) >= 2,
+        "{}",
+        r.stderr()
+    );
     assert!(!r.stderr().contains("\"healthy\":false"), "{}", r.stderr());
     assert_eq!(get(r.web, "patient", "/", &[]).await.0, 200);
 }
@@ -336,6 +348,60 @@ http:
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"version\":\"HTTP/1.1\""), "{body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_reaches_an_mtls_auth_server_with_its_tls_block() {
+    let dir = temp_dir();
+    let ca = TestCa::new(&dir, "auth-ca");
+    let client_ca = TestCa::new(&dir, "client-ca");
+    let auth = tls_backend(
+        ca.leaf("auth", "auth", &["127.0.0.1"]),
+        Some(&client_ca),
+        Duration::ZERO,
+    )
+    .await;
+    let client = client_ca.leaf("router", "router", &["router.internal"]);
+    let app = Backend::start("app").await;
+    let dynamic = format!(
+        r#"
+http:
+  routers:
+    guarded: {{rule: "Host(`guarded`)", service: app, middlewares: [auth]}}
+    nocert: {{rule: "Host(`nocert`)", service: app, middlewares: [auth-nocert]}}
+  middlewares:
+    auth:
+      forwardAuth:
+        address: "https://{a}/check"
+        tls: {{ca: "{ca}", cert: "{c}", key: "{k}"}}
+    auth-nocert:
+      forwardAuth:
+        address: "https://{a}/check"
+        tls: {{ca: "{ca}"}}
+  services:
+    app: {{loadBalancer: {{servers: [{{url: "{app}"}}]}}}}
+"#,
+        a = auth.addr,
+        ca = ca.file.display(),
+        c = client.cert_file.display(),
+        k = client.key_file.display(),
+        app = app.url()
+    );
+    let r = Router::start(&dynamic);
+    let (status, body) = get(r.web, "guarded", "/x", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server_of(&body), "app");
+    // Without the client certificate the auth server refuses the handshake: 500, as Traefik
+    // answers an auth server it cannot reach.
+    let before = auth.handshakes_failed.load(Ordering::SeqCst);
+    let (status, _) = get(r.web, "nocert", "/x", &[]).await;
+    assert_eq!(status, 500);
+    assert!(auth.handshakes_failed.load(Ordering::SeqCst) > before);
+    assert_eq!(
+        app.hits.load(Ordering::SeqCst),
+        1,
+        "only the guarded request got through"
+    );
 }
 
 #[test]

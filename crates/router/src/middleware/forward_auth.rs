@@ -29,6 +29,9 @@ pub struct ForwardAuth {
     pub auth_signin_url: Option<String>,
     /// Bytes of the auth server's body read at most (`None`: all).
     pub max_response_body_size: Option<u64>,
+    /// `tls`: the auth server's own CA, client certificate or `insecureSkipVerify`; `None`: the
+    /// shared client (the system's roots).
+    pub tls: Option<std::sync::Arc<crate::proxy::outbound::TlsClient>>,
 }
 
 /// Hop-by-hop headers never sent to the auth server nor returned from it (oxy's list spells
@@ -354,6 +357,7 @@ mod tests {
                     },
                 ),
                 add_auth_cookies_to_response: HashSet::new(),
+                tls: None,
                 preserve_location_header: false,
                 preserve_request_method: false,
                 auth_signin_url: None,

@@ -73,8 +73,11 @@ async fn check_loop(lb: Arc<LoadBalancer>, server: Arc<Server>, client: CheckCli
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(spec.timeout));
+        // hyper-rustls sets ALPN itself (and refuses a configuration that has it).
+        let mut tls = (*t.config_h1).clone();
+        tls.alpn_protocols.clear();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*t.config_h1).clone())
+            .with_tls_config(tls)
             .https_only()
             .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(t.name.clone()))
             .enable_http1()

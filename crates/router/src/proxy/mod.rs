@@ -21,7 +21,7 @@ mod h2c_upgrade;
 mod health;
 mod judge;
 mod metrics;
-mod outbound;
+pub(crate) mod outbound;
 mod pool;
 mod reload;
 mod request;

@@ -94,7 +94,7 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-fn client_config(t: Option<&TransportSpec>) -> Arc<ClientConfig> {
+pub(crate) fn client_config(t: Option<&TransportSpec>) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = match ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -361,10 +361,10 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 cx.refuse(o.at_key("forwardBody"), format!("{what}: {why}"));
                 refusal = Some(why.to_owned());
             }
-            if let Some(err) = o.refuse(cx, "tls", "a client certificate or private CA for the auth server is not supported yet (https with the system's roots is)") {
-                let _ = err;
-                refusal = Some("tls is not supported yet".to_owned());
-            }
+            let tls = o
+                .obj(cx, "tls")
+                .and_then(|t| crate::config::dynamic::transport::client_tls(cx, t))
+                .map(|t| std::sync::Arc::new(crate::proxy::outbound::TlsClient::new(&t)));
             o.finish(
                 cx,
                 &[
@@ -418,6 +418,7 @@ fn read_options(cx: &mut Cx, kind: &str, e: &Entry, name: &str) -> Option<Option
                 preserve_request_method: preserve_method,
                 auth_signin_url: signin,
                 max_response_body_size: max_response.filter(|m| *m >= 0).map(|m| m as u64),
+                tls,
             }))
         }
         "compress" => {

@@ -229,28 +229,38 @@ fn certificates(cx: &mut Cx, node: &Node, part: &mut TlsPart) {
 /// `certFile` and `keyFile`, each a path or the PEM itself (Traefik's `FileOrContent`), loaded
 /// into a certificate whose key is checked against it.
 pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certificate>> {
-    let cert_at = o.at_key("certFile");
-    let key_at = o.at_key("keyFile");
-    let cert = o.get(cx, "certFile");
-    let key = o.get(cx, "keyFile");
+    pair_named(cx, o, what, ("certFile", "keyFile"))
+}
+
+/// [`pair`] with other key names (a `forwardAuth` `tls` block says `cert` and `key`).
+pub(super) fn pair_named(
+    cx: &mut Cx,
+    o: &mut Obj,
+    what: &str,
+    (cert_key, key_key): (&str, &str),
+) -> Option<Arc<Certificate>> {
+    let cert_at = o.at_key(cert_key);
+    let key_at = o.at_key(key_key);
+    let cert = o.get(cx, cert_key);
+    let key = o.get(cx, key_key);
     let (Some(cert), Some(key)) = (cert, key) else {
-        cx.error(o.at, format!("{what}: needs both certFile and keyFile"));
+        cx.error(o.at, format!("{what}: needs both {cert_key} and {key_key}"));
         return None;
     };
-    let cert_pem = file_or_content(cx, cert, &format!("{what}: certFile"))?;
-    let key_pem = file_or_content(cx, key, &format!("{what}: keyFile"))?;
+    let cert_pem = file_or_content(cx, cert, &format!("{what}: {cert_key}"))?;
+    let key_pem = file_or_content(cx, key, &format!("{what}: {key_key}"))?;
     let chain: Vec<CertificateDer<'static>> =
         match CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<_, _>>() {
             Ok(c) => c,
             Err(e) => {
-                cx.error(cert_at, format!("{what}: certFile: bad PEM: {e}"));
+                cx.error(cert_at, format!("{what}: {cert_key}: bad PEM: {e}"));
                 return None;
             }
         };
     if chain.is_empty() {
         cx.error(
             cert_at,
-            format!("{what}: certFile: no CERTIFICATE block in its PEM"),
+            format!("{what}: {cert_key}: no CERTIFICATE block in its PEM"),
         );
         return None;
     }
@@ -260,7 +270,7 @@ pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certifica
         Err(_) => {
             cx.error(
                 key_at,
-                format!("{what}: keyFile: no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in its PEM"),
+                format!("{what}: {key_key}: no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block in its PEM"),
             );
             return None;
         }
@@ -271,12 +281,17 @@ pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certifica
         Err(rustls::Error::InconsistentKeys(_)) => {
             cx.error(
                 key_at,
-                format!("{what}: keyFile: the key does not belong to the certificate in certFile"),
+                format!(
+                    "{what}: {key_key}: the key does not belong to the certificate in {cert_key}"
+                ),
             );
             return None;
         }
         Err(e) => {
-            cx.error(key_at, format!("{what}: keyFile: cannot use the key: {e}"));
+            cx.error(
+                key_at,
+                format!("{what}: {key_key}: cannot use the key: {e}"),
+            );
             return None;
         }
     };
@@ -286,7 +301,7 @@ pub(super) fn pair(cx: &mut Cx, o: &mut Obj, what: &str) -> Option<Arc<Certifica
             Err(e) => {
                 cx.error(
                     cert_at,
-                    format!("{what}: certFile: cannot read the certificate: {e}"),
+                    format!("{what}: {cert_key}: cannot read the certificate: {e}"),
                 );
                 return None;
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
-use super::tls::{certificate_list, pair, Certificate};
+use super::tls::{certificate_list, pair, pair_named, Certificate};
 use crate::config::read::{Cx, Obj};
 use crate::config::source::{Node, Value};
 
@@ -207,4 +207,36 @@ pub fn read(cx: &mut Cx, mut o: Obj, dynamic: bool) -> (Option<TransportSpec>, O
     }
     o.finish(cx, &known);
     (ok.then_some(out), refused)
+}
+
+/// A `tls` block of Traefik's `ClientTLS` shape (`forwardAuth`'s): `ca`, `cert` and `key` (files
+/// or PEM), `insecureSkipVerify`; `caOptional` is deprecated and does nothing, as in Traefik.
+pub fn client_tls(cx: &mut Cx, mut o: Obj) -> Option<TransportSpec> {
+    let what = o.what().to_owned();
+    let mut ok = true;
+    let mut out = TransportSpec::default();
+    if let Some(node) = o.get(cx, "ca") {
+        out.root_cas = certificate_list(cx, node, &format!("{what}: ca"), &mut ok);
+    }
+    if o.entry("cert").is_some() || o.entry("key").is_some() {
+        out.client_certificate = pair_named(cx, &mut o, &what, ("cert", "key"));
+        ok &= out.client_certificate.is_some();
+    }
+    out.insecure_skip_verify = o.boolean(cx, "insecureSkipVerify").unwrap_or(false);
+    if out.insecure_skip_verify {
+        cx.warn(
+            o.at_key("insecureSkipVerify"),
+            format!("{what}: insecureSkipVerify: the server's certificate is not verified"),
+        );
+    }
+    o.ignore(
+        cx,
+        "caOptional",
+        "it is deprecated and does nothing, as in Traefik",
+    );
+    o.finish(
+        cx,
+        &["ca", "cert", "key", "insecureSkipVerify", "caOptional"],
+    );
+    ok.then_some(out)
 }

@@ -32,8 +32,12 @@ fn client() -> Option<&'static AuthClient> {
 pub async fn call(
     req: http::Request<()>,
     max_body: Option<u64>,
+    tls: Option<&crate::proxy::outbound::TlsClient>,
 ) -> Result<(StatusCode, HeaderMap, Bytes), StatusCode> {
-    let client = client().ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+    let client = match tls {
+        Some(t) => t.get(),
+        None => client().ok_or(StatusCode::INTERNAL_SERVER_ERROR)?,
+    };
     let (parts, ()) = req.into_parts();
     let req = http::Request::from_parts(parts, Empty::new());
     let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))

@@ -395,19 +395,20 @@ async fn filter(ctx: &Ctx, peer: &PeerIp, target: &Target, parts: &mut Parts) ->
                 let crate::middleware::Middleware::ForwardAuth(fa) = &*target.chain[i] else {
                     unreachable!("only forwardAuth asks");
                 };
-                let flow = match auth::call(fa.auth_request(&req), fa.max_response_body_size).await
-                {
-                    Ok((status, headers, body)) => {
-                        fa.on_auth_response(&mut req, status, &headers, body)
-                    }
-                    Err(status) => {
-                        crate::middleware::Flow::Answer(Box::new(crate::middleware::Answer {
-                            status,
-                            headers: Default::default(),
-                            body: Bytes::new(),
-                        }))
-                    }
-                };
+                let tls = fa.tls.as_deref();
+                let flow =
+                    match auth::call(fa.auth_request(&req), fa.max_response_body_size, tls).await {
+                        Ok((status, headers, body)) => {
+                            fa.on_auth_response(&mut req, status, &headers, body)
+                        }
+                        Err(status) => {
+                            crate::middleware::Flow::Answer(Box::new(crate::middleware::Answer {
+                                status,
+                                headers: Default::default(),
+                                body: Bytes::new(),
+                            }))
+                        }
+                    };
                 match flow {
                     crate::middleware::Flow::Answer(mut a) => {
                         crate::middleware::respond(&req.after, &mut a.headers);
