@@ -6,48 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
-
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_peer.py");
-
-/// A grpcio server, killed when dropped.
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
-
-impl GrpcServer {
-    fn start(name: &str) -> GrpcServer {
-        let mut child = Command::new("python3")
-            .args([PEER, "server", name])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("port: {line:?}"));
-        GrpcServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("h2c://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(main: &GrpcServer, beta: &GrpcServer) -> String {
     format!(
@@ -71,7 +32,7 @@ async fn client(r: &Router, scenario: &str, hold: &str) -> serde_json::Value {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([
-                PEER,
+                GRPC_PEER,
                 "client",
                 &target,
                 "grpc.example.com",

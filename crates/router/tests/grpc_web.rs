@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use base64ct::Encoding;
 use bytes::Bytes;
@@ -18,42 +17,9 @@ use http_body_util::{BodyExt, Full};
 
 use common::*;
 
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_peer.py");
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_web_client.py");
 
 const APP: &str = "https://app.example.com";
-
-/// A grpcio server, killed when dropped.
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
-
-impl GrpcServer {
-    fn start(name: &str) -> GrpcServer {
-        let mut child = Command::new("python3")
-            .args([PEER, "server", name])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("port: {line:?}"));
-        GrpcServer { child, port }
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `web` (any host, lowest priority): gRPC-Web for app.example.com; `open`: any origin;
 /// `closed`: grpcWeb without allowOrigins; `plain`: an HTTP/1.1 JSON backend behind grpcWeb.

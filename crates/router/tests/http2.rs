@@ -23,30 +23,36 @@ fn run(cmd: &str, args: &[&str]) -> String {
     all
 }
 
+/// curl to api.example.com at `url` with `mode` (`--http2-prior-knowledge`, `--http2`), as a
+/// beta request or not: its output, then a last line with the HTTP version and status.
+async fn curl_api(url: &str, mode: &'static str, beta: bool) -> String {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut a = vec![
+            "-s",
+            mode,
+            "-H",
+            "Host: api.example.com",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ];
+        if beta {
+            a.extend(["-H", "X-RiksTV-Beta: true"]);
+        }
+        a.push(&url);
+        run("curl", &a)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn curl_with_prior_knowledge_is_routed_by_cohort_and_http1_still_works() {
     let (main, beta) = (Backend::start("main").await, Backend::start("beta").await);
     let r = Router::start(&beta_main_config(&main.url(), &beta.url()));
     let url = format!("http://{}/hello?x=1", r.web);
-    let curl = |beta: bool| {
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut a = vec![
-                "-s",
-                "--http2-prior-knowledge",
-                "-H",
-                "Host: api.example.com",
-                "-w",
-                "\n%{http_version} %{http_code}",
-            ];
-            if beta {
-                a.extend(["-H", "X-RiksTV-Beta: true"]);
-            }
-            a.push(&url);
-            run("curl", &a)
-        })
-    };
-    let out = curl(false).await.unwrap();
+    let curl = |beta: bool| curl_api(&url, "--http2-prior-knowledge", beta);
+    let out = curl(false).await;
     let (body, tail) = out.rsplit_once('\n').unwrap();
     assert_eq!(tail, "2 200", "{out}");
     let seen: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -60,7 +66,7 @@ async fn curl_with_prior_knowledge_is_routed_by_cohort_and_http1_still_works() {
         ":authority as Host"
     );
     assert_eq!(seen["headers"]["x-forwarded-host"], "api.example.com");
-    let out = curl(true).await.unwrap();
+    let out = curl(true).await;
     assert!(out.contains("\"server\":\"beta\""), "{out}");
     // The same port still speaks HTTP/1.1.
     assert_eq!(
@@ -247,26 +253,9 @@ async fn upgrade_h2c_switches_and_answers_the_upgrading_request_on_stream_one() 
     let r = Router::start(&beta_main_config(&main.url(), &beta.url()));
     let url = format!("http://{}/up?x=1", r.web);
     // curl --http2 on an http:// URL asks with Upgrade: h2c (RFC 7540 3.2).
-    let curl = |beta: bool| {
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut a = vec![
-                "-s",
-                "--http2",
-                "-H",
-                "Host: api.example.com",
-                "-w",
-                "\n%{http_version} %{http_code}",
-            ];
-            if beta {
-                a.extend(["-H", "X-RiksTV-Beta: true"]);
-            }
-            a.push(&url);
-            run("curl", &a)
-        })
-    };
+    let curl = |beta: bool| curl_api(&url, "--http2", beta);
     for beta in [false, true] {
-        let out = curl(beta).await.unwrap();
+        let out = curl(beta).await;
         let (body, tail) = out.rsplit_once('\n').unwrap();
         assert_eq!(tail, "2 200", "switched to HTTP/2: {out}");
         let seen: serde_json::Value = serde_json::from_str(body).unwrap();

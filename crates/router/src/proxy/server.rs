@@ -437,38 +437,26 @@ where
     let header_timeout = conn.serving.header_timeout;
     // Only plain connections switch to h2c (a TLS one would have chosen h2 by ALPN).
     let h2c_allowed = peer.tls.is_none();
-    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        let (conn, peer, stop) = (conn.clone(), peer.clone(), stop.clone());
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        // Only a request carrying `Upgrade` can switch to h2c: the others pay one header
+        // lookup, and the upgrade's own clones are made for it alone.
+        let switch = (h2c_allowed && req.headers().contains_key(http::header::UPGRADE))
+            .then(|| (conn.clone(), peer.clone(), stop.clone()));
+        let (shared, pool, ep, peer) = (
+            conn.shared.clone(),
+            conn.pool.clone(),
+            conn.entry_point.clone(),
+            peer.clone(),
+        );
         async move {
-            if h2c_allowed {
-                let (mut parts, body) = req.into_parts();
-                let frame = super::h2c_upgrade::wanted(&parts)
-                    .then(|| super::h2c_upgrade::stream_one(&parts))
-                    .flatten();
-                if let Some(frame) = frame {
-                    if let Some(on) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
-                        tokio::spawn(async move {
-                            let Ok(upgraded) = on.await else { return };
-                            let io = TokioIo::new(upgraded);
-                            if let Some(io) =
-                                super::h2c_upgrade::prepare(io, frame, header_timeout).await
-                            {
-                                serve_h2(TokioIo::new(io), conn, peer, stop).await;
-                            }
-                        });
-                        return Ok(super::h2c_upgrade::switching(super::body::Body::own("")));
-                    }
-                }
-                req = hyper::Request::from_parts(parts, body);
-            }
-            request::handle(
-                conn.shared.clone(),
-                conn.pool.clone(),
-                conn.entry_point.clone(),
-                peer,
-                req,
-            )
-            .await
+            let req = match switch {
+                None => req,
+                Some(switch) => match h2c_switch(req, switch, header_timeout) {
+                    Ok(switching) => return Ok(switching),
+                    Err(req) => req,
+                },
+            };
+            request::handle(shared, pool, ep, peer, req).await
         }
     });
     let _ = http1::Builder::new()
@@ -478,6 +466,34 @@ where
         .serve_connection(io, svc)
         .with_upgrades()
         .await;
+}
+
+/// `Upgrade: h2c` (see `h2c_upgrade`): the `101`, with the HTTP/2 connection served once the
+/// switch is done; or the request back, when it does not ask for (or cannot take) the switch.
+#[allow(clippy::result_large_err)]
+fn h2c_switch(
+    req: hyper::Request<hyper::body::Incoming>,
+    (conn, peer, stop): (Conn, Arc<PeerIp>, watch::Receiver<bool>),
+    within: Duration,
+) -> Result<hyper::Response<super::body::Body>, hyper::Request<hyper::body::Incoming>> {
+    let (mut parts, body) = req.into_parts();
+    let frame = super::h2c_upgrade::wanted(&parts)
+        .then(|| super::h2c_upgrade::stream_one(&parts))
+        .flatten();
+    let on = frame
+        .is_some()
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
+    let (Some(frame), Some(on)) = (frame, on) else {
+        return Err(hyper::Request::from_parts(parts, body));
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = on.await else { return };
+        if let Some(io) = super::h2c_upgrade::prepare(TokioIo::new(upgraded), frame, within).await {
+            serve_h2(TokioIo::new(io), conn, peer, stop).await;
+        }
+    });
+    Ok(super::h2c_upgrade::switching(super::body::Body::own("")))
 }
 
 pub async fn shutdown_signal() {

@@ -621,3 +621,43 @@ pub fn patient_static() -> String {
     assert_ne!(st, STATIC);
     st
 }
+
+/// The gRPC peer script (grpcio with raw-bytes methods): server and client of the gRPC suites.
+pub const GRPC_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_peer.py");
+
+/// A grpcio server on a port of its own, killed when dropped.
+pub struct GrpcServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl GrpcServer {
+    pub fn start(name: &str) -> GrpcServer {
+        let mut child = Command::new("python3")
+            .args([GRPC_PEER, "server", name])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("port: {line:?}"));
+        GrpcServer { child, port }
+    }
+
+    /// Its `h2c://` URL.
+    pub fn url(&self) -> String {
+        format!("h2c://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

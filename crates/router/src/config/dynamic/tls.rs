@@ -295,17 +295,16 @@ pub(super) fn pair_named(
             return None;
         }
     };
-    let (names, (common_name, serial, not_after)) =
-        match names_of(&chain[0]).and_then(|n| identity_of(&chain[0]).map(|i| (n, i))) {
-            Ok(n) => n,
-            Err(e) => {
-                cx.error(
-                    cert_at,
-                    format!("{what}: {cert_key}: cannot read the certificate: {e}"),
-                );
-                return None;
-            }
-        };
+    let (names, (common_name, serial, not_after)) = match parse_leaf(&chain[0]) {
+        Ok(n) => n,
+        Err(e) => {
+            cx.error(
+                cert_at,
+                format!("{what}: {cert_key}: cannot read the certificate: {e}"),
+            );
+            return None;
+        }
+    };
     let (line, _) = cx.src.position(o.at);
     Some(Arc::new(Certificate {
         key: Arc::new(key),
@@ -317,8 +316,14 @@ pub(super) fn pair_named(
     }))
 }
 
-/// A certificate's common name, decimal serial number and `notAfter` in Unix seconds.
-fn identity_of(der: &CertificateDer<'_>) -> Result<(String, String, i64), String> {
+/// What a leaf certificate says, read once: the names it serves, as Traefik's
+/// `parseCertificate` collects them (the common name, then DNS names and IP addresses other
+/// than it, lower case), and its common name, decimal serial number and `notAfter` (Unix
+/// seconds).
+type Leaf = (Vec<String>, (String, String, i64));
+
+fn parse_leaf(der: &CertificateDer<'_>) -> Result<Leaf, String> {
+    use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
     let cn = cert
         .subject()
@@ -327,29 +332,9 @@ fn identity_of(der: &CertificateDer<'_>) -> Result<(String, String, i64), String
         .and_then(|c| c.as_str().ok())
         .unwrap_or("")
         .to_owned();
-    Ok((
-        cn,
-        cert.serial.to_string(),
-        cert.validity().not_after.timestamp(),
-    ))
-}
-
-/// The names a certificate serves, as Traefik's `parseCertificate` collects them: the common
-/// name, then DNS names and IP addresses other than it, lower case.
-pub fn names_of(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
-    use x509_parser::extensions::GeneralName;
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
     let mut names = Vec::new();
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|c| c.as_str().ok())
-        .map(str::to_owned);
-    if let Some(cn) = &cn {
-        if !cn.is_empty() {
-            names.push(cn.to_ascii_lowercase());
-        }
+    if !cn.is_empty() {
+        names.push(cn.to_ascii_lowercase());
     }
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {
@@ -362,12 +347,17 @@ pub fn names_of(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
                 },
                 _ => continue,
             };
-            if cn.as_deref() != Some(name.as_str()) {
+            if name != cn {
                 names.push(name.to_ascii_lowercase());
             }
         }
     }
-    Ok(names)
+    let identity = (
+        cn,
+        cert.serial.to_string(),
+        cert.validity().not_after.timestamp(),
+    );
+    Ok((names, identity))
 }
 
 /// A list of CA files (or PEM contents), each with at least one certificate: `caFiles`,

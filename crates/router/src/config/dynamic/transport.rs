@@ -17,7 +17,7 @@ use crate::config::source::{Node, Value};
 pub const DEFAULT_TRANSPORT: &str = "default@internal";
 
 /// A servers transport, validated (certificates loaded).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TransportSpec {
     /// Qualified (`mtls@file`, `default@internal`).
     pub name: String,
@@ -36,24 +36,6 @@ pub struct TransportSpec {
     pub idle_conn_timeout: Option<Duration>,
     /// HTTP/1.1 only to https servers (else HTTP/2 when the server offers it by ALPN).
     pub disable_http2: bool,
-}
-
-impl TransportSpec {
-    /// A copy (certificates shared), to rename.
-    pub fn clone_of(s: &TransportSpec) -> TransportSpec {
-        TransportSpec {
-            name: s.name.clone(),
-            server_name: s.server_name.clone(),
-            insecure_skip_verify: s.insecure_skip_verify,
-            root_cas: s.root_cas.clone(),
-            client_certificate: s.client_certificate.clone(),
-            max_idle_per_host: s.max_idle_per_host,
-            dial_timeout: s.dial_timeout,
-            response_header_timeout: s.response_header_timeout,
-            idle_conn_timeout: s.idle_conn_timeout,
-            disable_http2: s.disable_http2,
-        }
-    }
 }
 
 impl PartialEq for TransportSpec {

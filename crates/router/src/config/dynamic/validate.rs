@@ -777,7 +777,7 @@ fn combine_transports(
             let q = format!("{name}@{}", l.provider);
             let v = match (&t.spec, &t.refused) {
                 (Some(s), None) => {
-                    let mut s = TransportSpec::clone_of(s);
+                    let mut s = TransportSpec::clone(s);
                     s.name = q.clone();
                     Ok(std::sync::Arc::new(s))
                 }
